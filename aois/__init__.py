@@ -1,0 +1,1 @@
+"""Areas of interest shipped with berthwatch (GeoJSON)."""

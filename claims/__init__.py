@@ -1,0 +1,1 @@
+"""Claims shipped with berthwatch (YAML)."""

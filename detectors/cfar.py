@@ -1,0 +1,348 @@
+"""Constant-false-alarm-rate (CFAR) detection of bright targets in SAR intensity.
+
+The detector follows the layout of ESA SNAP's *Adaptive Thresholding* operator
+(Sentinel-1 Toolbox, ``AdaptiveThresholdingOp``: target window 50 m, guard
+window 500 m, background window 800 m, PFA 10^-6.5) and the two-parameter CFAR
+reviewed by Crisp (2004), *The state-of-the-art in ship detection in synthetic
+aperture radar imagery*, DSTO-RR-0272, section 4.2: each pixel is compared with
+a threshold derived from the mean and variance of the sea clutter in a ring
+(background box minus guard box) around it.
+
+Two departures from the textbook recipe, both needed for the false-alarm rate
+to be what is asked for:
+
+* **Distribution of the threshold.** The classic rule ``mu + t * sigma`` with
+  ``t = ndtri(1 - pfa)`` assumes Gaussian clutter. Multilook intensity speckle
+  is gamma distributed (Sentinel-1 IW GRDH: ENL about 4.4), whose upper tail is
+  far heavier than a Gaussian one: at PFA 10^-6.5 the Gaussian rule gives
+  hundreds of times too many false alarms. The default ``clutter="gamma"``
+  matches a gamma law to the two background moments (mean ``mu`` and
+  equivalent number of looks ``L = mu^2 / var``, the moment estimate that also
+  absorbs moderate K-type texture) and takes the exact gamma quantile:
+  ``threshold = mu * Q^-1(L, pfa) / L`` with ``Q`` the regularised upper
+  incomplete gamma function (Crisp 2004, section 4.3 on gamma / K clutter
+  models). ``clutter="gaussian"`` keeps SNAP's rule for comparison.
+* **Test cell.** SNAP compares the mean of the target window with the
+  single-pixel background statistics, which makes the actual PFA depend on the
+  speckle correlation. Here the test cell is one pixel, so the threshold and the
+  statistics refer to the same random variable; ``target_m`` only sets the
+  smallest guard box (the guard must hold a whole target).
+
+Speed and memory: background moments are accumulated once on a coarse grid of
+square blocks (about a fifth of the guard window, 100 m at 10 m pixels); the
+ring statistics come from integral images on that grid (box sums are clipped at
+the image edge, so windows near edges simply use fewer samples); the threshold
+is constant within a block and compared with the image strip by strip. The cost
+is a few memory passes over the image, O(pixels), and the extra memory is one
+strip plus the boolean output.
+
+Where a ring holds fewer than ``min_background`` valid pixels (small image
+chips, narrow water between land), the ring is widened by doubling the
+background box until it holds enough, and finally all valid pixels of the image
+are used. Because those wide windows may contain the target itself, the
+estimate is *censored*: pixels detected in one iteration are removed from the
+background moments and the threshold is recomputed (``censor_iterations``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "CfarBackground",
+    "cfar_two_parameter",
+    "gamma_threshold_factor",
+]
+
+_STRIP_BLOCKS = 4
+
+
+@dataclass
+class CfarBackground:
+    """Clutter statistics on the coarse block grid used by the CFAR.
+
+    Attributes
+    ----------
+    mean : (R, C) float ndarray
+        Background mean intensity per block.
+    enl : (R, C) float ndarray
+        Equivalent number of looks ``mean^2 / variance`` per block.
+    threshold : (R, C) float ndarray
+        Intensity threshold per block.
+    block : int
+        Block side in pixels; pixel ``(r, c)`` belongs to block ``(r // block, c // block)``.
+    """
+
+    mean: np.ndarray
+    enl: np.ndarray
+    threshold: np.ndarray
+    block: int
+
+    def at(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Background mean and ENL at pixel positions ``rows, cols``."""
+        r = np.clip(np.asarray(rows, dtype=int) // self.block, 0, self.mean.shape[0] - 1)
+        c = np.clip(np.asarray(cols, dtype=int) // self.block, 0, self.mean.shape[1] - 1)
+        return self.mean[r, c], self.enl[r, c]
+
+
+# Gamma quantile factors Q^-1(L, pfa) / L tabulated on a log grid of L: computing
+# the inverse incomplete gamma function per block costs more than the rest of
+# the detector, and the factor is smooth in log L.
+_ENL_MIN, _ENL_MAX = 0.5, 200.0
+_ENL_GRID = np.geomspace(_ENL_MIN, _ENL_MAX, 256)
+
+
+def gamma_threshold_factor(enl, pfa: float) -> np.ndarray:
+    """Threshold-to-mean ratio for gamma clutter with ``enl`` looks.
+
+    ``P(I > factor * mean) = pfa`` for ``I ~ Gamma(shape=enl, scale=mean/enl)``.
+
+    Parameters
+    ----------
+    enl : array_like
+        Equivalent number of looks (clipped to [0.5, 200]).
+    pfa : float
+        Probability of false alarm per pixel.
+    """
+    table = special.gammainccinv(_ENL_GRID, pfa) / _ENL_GRID
+    enl = np.clip(np.asarray(enl, dtype=float), _ENL_MIN, _ENL_MAX)
+    return np.interp(np.log(enl), np.log(_ENL_GRID), table)
+
+
+def _block_sums(image, valid, block):
+    """Per-block sum, sum of squares and valid count (float64 coarse grids)."""
+    h, w = image.shape
+    nr, nc = -(-h // block), -(-w // block)
+    s1 = np.zeros((nr, nc))
+    s2 = np.zeros((nr, nc))
+    n = np.zeros((nr, nc))
+    wf = (w // block) * block
+    step = _STRIP_BLOCKS * block
+    for r0 in range(0, h, step):
+        strip = image[r0 : r0 + step]
+        rows = strip.shape[0]
+        br0 = r0 // block
+        if valid is not None:
+            vstrip = valid[r0 : r0 + step]
+            strip = np.where(vstrip, strip, np.float32(0))
+        else:
+            strip = np.asarray(strip, dtype=np.float32)
+        for out, data in ((s1, strip), (s2, strip * strip), (n, None)):
+            if data is None:
+                if valid is None:
+                    continue
+                data = vstrip.astype(np.float32)
+            full = (rows // block) * block
+            if full:
+                rs = data[:full].reshape(full // block, block, w).sum(axis=1, dtype=np.float32)
+                out[br0 : br0 + full // block, : wf // block] = rs[:, :wf].reshape(
+                    full // block, wf // block, block
+                ).sum(axis=2)
+                if wf < w:
+                    out[br0 : br0 + full // block, -1] = rs[:, wf:].sum(axis=1)
+            if full < rows:
+                rs = data[full:].sum(axis=0, dtype=np.float32)
+                out[br0 + full // block, : wf // block] = rs[:wf].reshape(-1, block).sum(axis=1)
+                if wf < w:
+                    out[br0 + full // block, -1] = rs[wf:].sum()
+    if valid is None:
+        rows_in = np.full(nr, block, dtype=float)
+        rows_in[-1] = h - (nr - 1) * block
+        cols_in = np.full(nc, block, dtype=float)
+        cols_in[-1] = w - (nc - 1) * block
+        n = np.outer(rows_in, cols_in)
+    return s1, s2, n
+
+
+def _box_sum(integral, half):
+    """Sum over a (2*half+1)^2 box of blocks centred on every block, clipped at edges."""
+    nr, nc = integral.shape[0] - 1, integral.shape[1] - 1
+    r = np.arange(nr)
+    c = np.arange(nc)
+    r0 = np.clip(r - half, 0, nr)[:, None]
+    r1 = np.clip(r + half + 1, 0, nr)[:, None]
+    c0 = np.clip(c - half, 0, nc)[None, :]
+    c1 = np.clip(c + half + 1, 0, nc)[None, :]
+    return integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
+
+
+def _integral(a):
+    out = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+    np.cumsum(np.cumsum(a, axis=0), axis=1, out=out[1:, 1:])
+    return out
+
+
+def _ring_moments(sums, guard_half, outer_half, min_background):
+    """Ring mean, ENL, and a flag of blocks whose ring had enough samples.
+
+    Rings too sparse at the nominal size are widened by doubling the outer box;
+    the last resort is the whole image.
+    """
+    s1, s2, n = sums
+    ints = [_integral(a) for a in (s1, s2, n)]
+    guard = [_box_sum(i, guard_half) for i in ints]
+    nr, nc = s1.shape
+    mean = np.full((nr, nc), np.nan)
+    second = np.full((nr, nc), np.nan)
+    todo = np.ones((nr, nc), dtype=bool)
+    half = outer_half
+    while todo.any() and half <= max(nr, nc):
+        outer = [_box_sum(i, half) for i in ints]
+        rs1, rs2, rn = (o - g for o, g in zip(outer, guard))
+        ok = todo & (rn >= min_background)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[ok] = rs1[ok] / rn[ok]
+            second[ok] = rs2[ok] / rn[ok]
+        todo &= ~ok
+        half *= 2
+    if todo.any():
+        total = n.sum()
+        if total > 0:
+            mean[todo] = s1.sum() / total
+            second[todo] = s2.sum() / total
+    var = second - mean * mean
+    with np.errstate(invalid="ignore", divide="ignore"):
+        enl = np.where(var > 0, mean * mean / var, _ENL_MAX)
+    return mean, var, enl
+
+
+def _compare(image, threshold, block, valid, out):
+    """``out = image > threshold`` with the block threshold broadcast per strip."""
+    h, w = image.shape
+    step = _STRIP_BLOCKS * block
+    for r0 in range(0, h, step):
+        strip = image[r0 : r0 + step]
+        rows = strip.shape[0]
+        br0 = r0 // block
+        nb = -(-rows // block)
+        t = np.repeat(threshold[br0 : br0 + nb].astype(np.float32), block, axis=1)[:, :w]
+        t = np.repeat(t, block, axis=0)[:rows]
+        np.greater(strip, t, out=out[r0 : r0 + rows])
+        if valid is not None:
+            out[r0 : r0 + rows] &= valid[r0 : r0 + rows]
+    return out
+
+
+def _subtract_pixels(sums, image, mask, block):
+    """Remove the pixels in ``mask`` from the block sums (sparse: detections are few)."""
+    s1, s2, n = sums
+    rr, cc = np.nonzero(mask)
+    if rr.size == 0:
+        return sums
+    v = image[rr, cc].astype(np.float64)
+    idx = (rr // block) * s1.shape[1] + (cc // block)
+    size = s1.size
+    d1 = np.bincount(idx, weights=v, minlength=size).reshape(s1.shape)
+    d2 = np.bincount(idx, weights=v * v, minlength=size).reshape(s1.shape)
+    dn = np.bincount(idx, minlength=size).reshape(s1.shape)
+    return s1 - d1, s2 - d2, n - dn
+
+
+def cfar_two_parameter(
+    image,
+    pixel_size: float = 10.0,
+    target_m: float = 50.0,
+    guard_m: float = 500.0,
+    background_m: float = 800.0,
+    pfa: float = 10**-6.5,
+    valid=None,
+    *,
+    clutter: str = "gamma",
+    min_background: int = 400,
+    censor_iterations: int = 2,
+    return_background: bool = False,
+):
+    """Two-parameter CFAR detection of pixels brighter than the local sea clutter.
+
+    Reference: ESA SNAP (Sentinel-1 Toolbox) *Adaptive Thresholding* operator,
+    whose defaults are used (target 50 m, guard 500 m, background 800 m,
+    PFA 10^-6.5); Crisp, D. J. (2004), *The state-of-the-art in ship detection
+    in synthetic aperture radar imagery*, DSTO-RR-0272. See the module
+    docstring for the gamma threshold, the coarse-grid background and the
+    fallback for small images.
+
+    Parameters
+    ----------
+    image : (H, W) ndarray
+        Intensity (linear sigma0 or beta0, not dB). Non-finite pixels must be
+        excluded through ``valid``.
+    pixel_size : float
+        Pixel spacing in metres.
+    target_m : float
+        Largest target side in metres; the guard box is made at least twice
+        this size.
+    guard_m : float
+        Side of the guard box (excluded from the background), metres.
+    background_m : float
+        Side of the background box, metres; the ring between the guard box and
+        the background box gives the clutter statistics.
+    pfa : float
+        Probability of false alarm per pixel.
+    valid : (H, W) bool ndarray, optional
+        False for land, no-data or otherwise excluded pixels: they are left out
+        of the background statistics and never detected.
+    clutter : {"gamma", "gaussian"}
+        Threshold law: ``"gamma"`` (default, exact quantile of a gamma law
+        matched to the background mean and ENL) or ``"gaussian"`` (SNAP's
+        ``mu + ndtri(1 - pfa) * sigma``, too many false alarms on speckle).
+    min_background : int
+        Fewest valid ring pixels accepted for the statistics before the ring
+        is widened.
+    censor_iterations : int
+        Times the background is re-estimated without the pixels detected so
+        far (protects wide or clipped windows against the target itself).
+    return_background : bool
+        Also return the :class:`CfarBackground`.
+
+    Returns
+    -------
+    mask : (H, W) bool ndarray
+        True where the pixel exceeds the CFAR threshold.
+    background : CfarBackground
+        Only when ``return_background`` is True.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError("image must be 2-D")
+    if image.dtype != np.float32:
+        image = image.astype(np.float32)
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != image.shape:
+            raise ValueError("valid must have the shape of image")
+    if clutter not in ("gamma", "gaussian"):
+        raise ValueError("clutter must be 'gamma' or 'gaussian'")
+
+    guard_px = max(guard_m, 2.0 * target_m) / pixel_size
+    background_px = max(background_m / pixel_size, guard_px + 2.0)
+    # About five blocks across the guard box: the ring boundaries are then
+    # quantised to a tenth of the guard size, which is immaterial for clutter
+    # statistics, while the coarse grid stays 100x smaller than the image.
+    block = max(1, int(round(guard_px / 5.0)))
+    guard_half = max(0, int(round((guard_px / block - 1) / 2)))
+    outer_half = max(guard_half + 1, int(round((background_px / block - 1) / 2)))
+
+    base_sums = _block_sums(image, valid, block)
+    sums = base_sums
+    mask = np.empty(image.shape, dtype=bool)
+    t_gauss = special.ndtri(1.0 - pfa)
+    n_detected = -1
+    for iteration in range(censor_iterations + 1):
+        mean, var, enl = _ring_moments(sums, guard_half, outer_half, min_background)
+        if clutter == "gamma":
+            threshold = mean * gamma_threshold_factor(enl, pfa)
+        else:
+            threshold = mean + t_gauss * np.sqrt(np.maximum(var, 0.0))
+        threshold = np.where(np.isfinite(threshold), threshold, np.inf)
+        _compare(image, threshold, block, valid, mask)
+        count = int(np.count_nonzero(mask))
+        if count == n_detected or iteration == censor_iterations:
+            break
+        n_detected = count
+        sums = _subtract_pixels(base_sums, image, mask, block)
+    if return_background:
+        return mask, CfarBackground(mean=mean, enl=enl, threshold=threshold, block=block)
+    return mask

@@ -1,0 +1,277 @@
+"""Sentinel-1 GRD vessel detection: water mask, CFAR, clustering, measurement.
+
+Pipeline (Crisp 2004, *The state-of-the-art in ship detection in synthetic
+aperture radar imagery*, DSTO-RR-0272, fig. 1: land masking, pre-screening,
+discrimination):
+
+1. Valid water pixels: finite, positive, outside the (buffered) land mask.
+2. Pre-screening with the gamma two-parameter CFAR of :mod:`.cfar` on VV and
+   on VH separately, OR-ed, each at half the requested PFA so that the union
+   keeps the nominal false-alarm rate (Bonferroni). Both channels are used
+   because they fail differently: VH sea clutter is 6-10 dB darker than VV
+   (higher ship-to-clutter ratio for most hulls), while VV keeps small boats
+   and ships whose cross-polar return is near the VH noise floor.
+3. Clustering: a one-pixel closing (gaps below the ~20 m impulse response
+   width are not physical) and 8-connected components.
+4. Extent: a bright ship's impulse response spreads a cross of side lobes and
+   blur above the clutter level. Within each object only pixels within
+   ``extent_db`` of the object's peak are kept for the outline; the default
+   22 dB is the peak side-lobe ratio of Sentinel-1 IW GRD (Hamming-weighted
+   processing, PSLR about -21.5 dB), so a point response no longer grows
+   with its brightness. The measured footprint is then shrunk by the system
+   resolution ``resolution_m`` (IW GRDH ~20 m x 22 m): a pixel footprint
+   thresholded near the clutter level is the hull convolved with the impulse
+   response, longer than the hull by roughly one resolution cell.
+5. Discrimination by length (``min_length_m`` .. ``max_length_m``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from affine import Affine
+from scipy import ndimage
+
+from .cfar import cfar_two_parameter
+from .measure import measure_objects
+from .records import Vessel
+
+__all__ = ["water_mask_sar", "detect_vessels_sar"]
+
+SENSOR = "sentinel-1-grd"
+
+
+def _db(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(x)
+
+
+def water_mask_sar(
+    vv,
+    vh=None,
+    threshold_db: float = -15.0,
+    pixel_size: float = 10.0,
+    *,
+    threshold_vh_db: float = -21.0,
+    smoothing_m: float = 100.0,
+    min_feature_m: float = 600.0,
+):
+    """Water as low, speckle-smoothed backscatter.
+
+    Open water is a specular reflector: its sigma0 is far below that of land
+    (VV around -15 dB and lower except in strong wind, VH around -22 dB and
+    lower, near the instrument noise floor), while land and built-up areas
+    scatter diffusely (VH -12..-18 dB and above). The intensity is averaged
+    over ``smoothing_m`` before the threshold to beat speckle; ships and other
+    bright objects smaller than ``min_feature_m`` inside water are filled back
+    in, and water specks smaller than that on land are removed.
+
+    Reference: the threshold approach of Crisp (2004), DSTO-RR-0272, section 3
+    (land masking from the image itself when no coastline is available).
+
+    Parameters
+    ----------
+    vv, vh : (H, W) ndarray
+        Linear sigma0. When ``vh`` is given the cross-polar channel decides
+        (wind roughens the sea far less in VH than in VV); otherwise VV.
+    threshold_db : float
+        VV threshold in dB.
+    pixel_size : float
+        Pixel spacing in metres.
+    threshold_vh_db : float
+        VH threshold in dB.
+    smoothing_m : float
+        Side of the averaging box, metres.
+    min_feature_m : float
+        Holes and islands with an area below ``min_feature_m ** 2`` are removed.
+
+    Returns
+    -------
+    (H, W) bool ndarray
+        True for water.
+    """
+    from skimage.morphology import remove_small_holes, remove_small_objects
+
+    band, thr = (vv, threshold_db) if vh is None else (vh, threshold_vh_db)
+    band = np.asarray(band, dtype=np.float32)
+    finite = np.isfinite(band)
+    size = max(1, int(round(smoothing_m / pixel_size)))
+    smooth = ndimage.uniform_filter(np.where(finite, band, 0.0).astype(np.float32), size)
+    water = finite & (_db(np.maximum(smooth, 1e-12)) < thr)
+    area_px = int((min_feature_m / pixel_size) ** 2)
+    water = remove_small_holes(water, area_px)
+    water = remove_small_objects(water, area_px)
+    return water
+
+
+def _buffered(mask, buffer_m, pixel_size):
+    r = int(math.ceil(buffer_m / pixel_size))
+    if r <= 0:
+        return mask
+    return ndimage.maximum_filter(mask.astype(np.uint8), size=2 * r + 1).astype(bool)
+
+
+def _score(scr_db):
+    """Map the peak signal-to-clutter ratio (dB) to [0, 1].
+
+    0.5 at 10 dB, a little above the CFAR threshold of gamma clutter at
+    PFA 10^-6.5 (8-9 dB above the mean for ENL 4.4): detections barely above
+    the threshold are coin flips between a small boat and a clutter spike.
+    """
+    return float(1.0 / (1.0 + math.exp(-(scr_db - 10.0) / 3.0)))
+
+
+def detect_vessels_sar(
+    vv,
+    vh=None,
+    transform=None,
+    pixel_size: float = 10.0,
+    land_mask=None,
+    land_buffer_m: float = 0.0,
+    min_length_m: float = 20.0,
+    max_length_m: float = 600.0,
+    *,
+    extent_db: float = 22.0,
+    resolution_m: float = 20.0,
+    **cfar_params,
+) -> list[Vessel]:
+    """Detect vessels in Sentinel-1 GRD sigma0 (VV, optionally VH).
+
+    See the module docstring for the method (Crisp 2004, DSTO-RR-0272;
+    ESA SNAP Ocean Tools *Adaptive Thresholding* + *Object Discrimination*).
+
+    Parameters
+    ----------
+    vv : (H, W) ndarray
+        VV sigma0, linear (not dB). Non-finite or non-positive pixels are no-data.
+    vh : (H, W) ndarray, optional
+        VH sigma0, linear, same grid.
+    transform : affine.Affine, optional
+        Pixel-to-CRS transform in metres (e.g. the AOI's UTM grid). Default: a
+        north-up grid of ``pixel_size`` with its origin at the top-left corner.
+    pixel_size : float
+        Pixel spacing in metres (sets the CFAR windows).
+    land_mask : (H, W) bool ndarray, optional
+        True on land; land is excluded from detection and clutter statistics.
+    land_buffer_m : float
+        Land is grown by this distance first (coastline misregistration).
+        Default 0: berthed ships lie against the quay.
+    min_length_m, max_length_m : float
+        Objects outside this length range are discarded.
+    extent_db : float
+        Pixels fainter than the object's peak by more than this (dB) are left
+        out of the outline (side lobes).
+    resolution_m : float
+        System resolution removed from the measured length and width.
+    **cfar_params
+        Passed to :func:`.cfar.cfar_two_parameter` (``pfa``, ``guard_m``,
+        ``background_m``, ``target_m``, ...). ``pfa`` is the total for the
+        VV/VH union.
+
+    Returns
+    -------
+    list of Vessel
+        ``sensor="sentinel-1-grd"``; ``attributes`` hold ``peak_vv_db``,
+        ``mean_vv_db``, ``peak_vh_db``, ``mean_vh_db`` (sigma0 dB over the
+        outline), ``scr_db`` (peak signal-to-clutter ratio, best channel),
+        ``raw_length_m``, ``raw_width_m`` (footprint before the resolution
+        correction) and ``channels`` (which channels detected it).
+    """
+    vv = np.asarray(vv, dtype=np.float32)
+    bands = {"vv": vv}
+    if vh is not None:
+        bands["vh"] = np.asarray(vh, dtype=np.float32)
+        if bands["vh"].shape != vv.shape:
+            raise ValueError("vv and vh must have the same shape")
+    if transform is None:
+        transform = Affine(pixel_size, 0.0, 0.0, 0.0, -pixel_size, 0.0)
+
+    valid = np.ones(vv.shape, dtype=bool)
+    for band in bands.values():
+        valid &= np.isfinite(band) & (band > 0)
+    if land_mask is not None:
+        valid &= ~_buffered(np.asarray(land_mask, dtype=bool), land_buffer_m, pixel_size)
+
+    pfa = cfar_params.pop("pfa", 10**-6.5) / len(bands)
+    masks, backgrounds = {}, {}
+    for name, band in bands.items():
+        masks[name], backgrounds[name] = cfar_two_parameter(
+            band, pixel_size=pixel_size, pfa=pfa, valid=valid, return_background=True, **cfar_params
+        )
+    detected = np.zeros(vv.shape, dtype=bool)
+    for m in masks.values():
+        detected |= m
+    if not detected.any():
+        return []
+
+    square = np.ones((3, 3), dtype=bool)
+    closed = ndimage.binary_erosion(
+        ndimage.binary_dilation(detected, square), square, border_value=1
+    ) & valid
+    labels, n = ndimage.label(closed, structure=square)
+    if n == 0:
+        return []
+
+    refined = np.zeros(labels.shape, dtype=np.int32)
+    info = {}
+    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        obj = labels[sl] == lab
+        rows0, cols0 = sl[0].start, sl[1].start
+        keep = np.zeros(obj.shape, dtype=bool)
+        stats = {}
+        best_scr = -np.inf
+        for name, band in bands.items():
+            patch = band[sl]
+            vals = np.where(obj, patch, 0.0)
+            peak_idx = np.unravel_index(np.argmax(vals), vals.shape)
+            peak = float(vals[peak_idx])
+            clutter_mean, _ = backgrounds[name].at(peak_idx[0] + rows0, peak_idx[1] + cols0)
+            scr = float(_db(peak / clutter_mean)) if clutter_mean > 0 else float("nan")
+            in_cfar = masks[name][sl] & obj
+            if in_cfar.any():
+                keep |= in_cfar & (patch >= peak * 10 ** (-extent_db / 10.0))
+                if np.isfinite(scr):
+                    best_scr = max(best_scr, scr)
+            stats[name] = (peak, float(vals[obj].mean()), scr, bool(in_cfar.any()))
+        if not keep.any():
+            continue
+        refined[sl][keep] = lab
+        info[lab] = (stats, best_scr)
+
+    vessels = []
+    for obj in measure_objects(refined, transform):
+        stats, best_scr = info[obj["label"]]
+        raw_len, raw_wid = obj["length_m"], obj["width_m"]
+        length = max(raw_len - resolution_m, pixel_size)
+        width = max(raw_wid - resolution_m, pixel_size)
+        if not (min_length_m <= length <= max_length_m):
+            continue
+        attributes = {
+            "scr_db": best_scr,
+            "raw_length_m": raw_len,
+            "raw_width_m": raw_wid,
+            "n_pixels": obj["n_pixels"],
+            "channels": [k for k, v in stats.items() if v[3]],
+        }
+        for name, (peak, mean, scr, _) in stats.items():
+            attributes[f"peak_{name}_db"] = float(_db(peak))
+            attributes[f"mean_{name}_db"] = float(_db(mean))
+            attributes[f"scr_{name}_db"] = scr
+        vessels.append(
+            Vessel(
+                outline=obj["outline"],
+                x=obj["x"],
+                y=obj["y"],
+                length_m=float(length),
+                width_m=float(width),
+                heading_deg=obj["heading_deg"],
+                area_m2=obj["area_m2"],
+                score=_score(best_scr),
+                sensor=SENSOR,
+                attributes=attributes,
+            )
+        )
+    return vessels

@@ -1,0 +1,1 @@
+"""Pipeline stages, I/O and the command-line interface."""

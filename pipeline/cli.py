@@ -1,0 +1,301 @@
+"""Command-line interface: a thin layer over the stages.
+
+Exit codes: 0 ok, 1 failure, 2 usage error. User errors print one line on
+stderr; tracebacks only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from berthwatch import __version__
+
+from .contracts import SENSORS
+from .errors import UsageError, UserError
+
+log = logging.getLogger("berthwatch")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Port activity evidence from free Sentinel-1 and Sentinel-2 imagery.")
+aoi_app = typer.Typer(no_args_is_help=True, help="Areas of interest.")
+validate_app = typer.Typer(no_args_is_help=True, help="Measure the detectors on real labelled datasets.")
+app.add_typer(aoi_app, name="aoi")
+app.add_typer(validate_app, name="validate")
+
+_state = {"verbose": 0}
+SOURCES = ("sentinelhub", "stac", "local")
+
+# ------------------------------------------------------------------ options
+AoiOpt = typer.Option(None, "--aoi", help="AOI ids or GeoJSON paths; repeatable or comma list (default: all).")
+StartOpt = typer.Option(None, "--start", help="First date, YYYY-MM-DD.")
+EndOpt = typer.Option(None, "--end", help="Last date, YYYY-MM-DD (>= --start).")
+SensorOpt = typer.Option(None, "--sensor", help=f"Sensors; repeatable or comma list: {', '.join(SENSORS)}.")
+SourceOpt = typer.Option("sentinelhub", "--source", help=f"Where tiles come from: {', '.join(SOURCES)}.")
+DataOpt = typer.Option(Path("data"), "--data-dir", help="Folder of tiles (fetch output).")
+OutOpt = typer.Option(Path("out"), "--out-dir", help="Folder of detections and report.")
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbose else "%(message)s"))
+    root = logging.getLogger("berthwatch")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"berthwatch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging; tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    _state["verbose"] = verbose
+    _setup_logging(verbose)
+
+
+def _parse_date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _dates(start: str | None, end: str | None, required: bool = False) -> tuple[dt.date | None, dt.date | None]:
+    s, e = _parse_date(start, "--start"), _parse_date(end, "--end")
+    if required and (s is None or e is None):
+        raise UsageError("--start and --end are required")
+    if s and e and e < s:
+        raise UsageError(f"--end {e} is before --start {s}")
+    return s, e
+
+
+def _sensors(values: list[str] | None) -> tuple[str, ...]:
+    if not values:
+        return SENSORS
+    out = []
+    aliases = {"s1": "sentinel-1-grd", "s2": "sentinel-2-l2a"}
+    for item in (s.strip() for v in values for s in v.split(",")):
+        item = aliases.get(item.lower(), item)
+        if item not in SENSORS:
+            raise UsageError(f"--sensor: unknown sensor {item!r}; choose from {', '.join(SENSORS)} (or s1, s2)")
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require_dates=False):
+    from .aoi import resolve_aois
+    from .options import RunOptions
+
+    if source not in SOURCES:
+        raise UsageError(f"--source: unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    s, e = _dates(start, end, require_dates)
+    return RunOptions(aois=resolve_aois(aoi), start=s, end=e, sensors=_sensors(sensor), data_dir=data_dir,
+                      out_dir=out_dir, source=source)
+
+
+def _guard(fn: Callable[[], int | None]) -> None:
+    """Run a command body; user errors become one line on stderr and an exit code."""
+    try:
+        code = fn()
+    except UserError as exc:
+        if _state["verbose"]:
+            log.exception("berthwatch: error")
+        typer.echo(f"berthwatch: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("berthwatch: interrupted; finished outputs are kept", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code or 0)
+
+
+# ------------------------------------------------------------------ stages
+@app.command()
+def fetch(
+    aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
+    sensor: Optional[List[str]] = SensorOpt, source: str = SourceOpt, data_dir: Path = DataOpt,
+    endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse (Copernicus Data Space)."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog.json for --source local."),
+    stac_api: Optional[str] = typer.Option(None, "--stac-api", help="STAC API URL for --source stac."),
+    max_cloud: float = typer.Option(80.0, "--max-cloud", min=0, max=100, help="S2 max scene cloud cover, %."),
+    orbit: Optional[str] = typer.Option(None, "--orbit", help="S1 orbit direction: ascending or descending."),
+    workers: int = typer.Option(4, "--workers", min=1, max=32, help="Concurrent downloads."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List scenes and estimated processing units only."),
+) -> None:
+    """Download tiles over each AOI for the date range."""
+    def body():
+        opts = _options(aoi, start, end, sensor, data_dir, Path("out"), source, require_dates=source != "local")
+        from .fetch import FetchSettings, run_fetch
+
+        settings = FetchSettings(endpoint=endpoint, catalog=catalog, stac_api=stac_api, max_cloud=max_cloud,
+                                 orbit=orbit, workers=workers, dry_run=dry_run)
+        return run_fetch(opts, settings)
+    _guard(body)
+
+
+@app.command()
+def detect(
+    aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
+    sensor: Optional[List[str]] = SensorOpt, data_dir: Path = DataOpt, out_dir: Path = OutOpt,
+    force: bool = typer.Option(False, "--force", help="Recompute even what is up to date."),
+) -> None:
+    """Detect vessels and container stacks in the tiles; write per-date GeoJSON and timeseries.csv."""
+    def body():
+        opts = _options(aoi, start, end, sensor, data_dir, out_dir)
+        from .detect import run_detect
+
+        opts.force = force
+        return run_detect(opts)
+    _guard(body)
+
+
+ClaimOpt = typer.Option("us-nsc-2023-10-13", "--claim", help="Claim YAML path or id of a shipped claim.")
+
+
+@app.command()
+def report(
+    claim: str = ClaimOpt, aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt,
+    end: Optional[str] = EndOpt, out_dir: Path = OutOpt,
+) -> None:
+    """Compare observed activity with a claim; write the HTML/Markdown/JSON report."""
+    def body():
+        from .claims import resolve_claim
+
+        opts = _options(aoi, start, end, None, Path("data"), out_dir)
+        the_claim = resolve_claim(claim)
+        from .report import run_report
+
+        path = run_report(opts, the_claim)
+        typer.echo(f"report: {path}")
+    _guard(body)
+
+
+@app.command()
+def run(
+    aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
+    sensor: Optional[List[str]] = SensorOpt, source: str = SourceOpt, data_dir: Path = DataOpt,
+    out_dir: Path = OutOpt, claim: str = ClaimOpt,
+    endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog for --source local."),
+) -> None:
+    """fetch, then detect, then report."""
+    def body():
+        from .claims import resolve_claim
+
+        opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local")
+        the_claim = resolve_claim(claim)
+        from .detect import run_detect
+        from .fetch import FetchSettings, run_fetch
+        from .report import run_report
+
+        code = run_fetch(opts, FetchSettings(endpoint=endpoint, catalog=catalog))
+        code = run_detect(opts) or code
+        typer.echo(f"report: {run_report(opts, the_claim)}")
+        return code
+    _guard(body)
+
+
+@app.command()
+def sample(
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario YAML (default: orient-express-2023)."),
+    data_dir: Path = typer.Option(Path("data/sample"), "--data-dir", help="Where the simulated catalog goes."),
+) -> None:
+    """Generate a SIMULATED Sentinel-1/2 time series (static STAC catalog + truth) from a scenario."""
+    def body():
+        from .sample import generate_sample
+
+        typer.echo(f"simulated catalog: {generate_sample(scenario, data_dir)}")
+    _guard(body)
+
+
+@app.command()
+def demo(
+    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario YAML (default: orient-express-2023)."),
+    out_dir: Path = typer.Option(Path("demo-out"), "--out-dir", help="Folder for sample, tiles, detections, report."),
+) -> None:
+    """Run the whole pipeline offline on the embedded SIMULATED sample."""
+    def body():
+        from .demo import run_demo
+
+        typer.echo(f"report: {run_demo(scenario, out_dir)}")
+    _guard(body)
+
+
+# ------------------------------------------------------------------ validate
+def _validate(name: str, fn_path: str, path: Path, out: Path) -> None:
+    def body():
+        import importlib
+
+        if not path.is_dir():
+            raise UsageError(f"PATH: {path} is not a folder laid out like ../shared/datasets/{name}")
+        module = importlib.import_module(f"berthwatch.pipeline.validation.{name}")
+        metrics = getattr(module, fn_path)(path, out)
+        typer.echo(module.format_metrics_table(metrics))
+        typer.echo(f"metrics: {out / 'metrics.json'}")
+    _guard(body)
+
+
+@validate_app.command("sen2ships")
+def validate_sen2ships(
+    path: Path = typer.Argument(..., help="Folder like ../shared/datasets/sen2ships."),
+    out: Path = typer.Option(Path("out/validate/sen2ships"), "--out", help="Where metrics.json and overlays go."),
+) -> None:
+    """Sentinel-2 vessel detection against the sen2ships labels."""
+    _validate("sen2ships", "validate_sen2ships", path, out)
+
+
+@validate_app.command("opensarship")
+def validate_opensarship(
+    path: Path = typer.Argument(..., help="Folder like ../shared/datasets/opensarship."),
+    out: Path = typer.Option(Path("out/validate/opensarship"), "--out", help="Where metrics.json and overlays go."),
+) -> None:
+    """Sentinel-1 vessel detection against OpenSARShip's AIS-matched ships."""
+    _validate("opensarship", "validate_opensarship", path, out)
+
+
+# ------------------------------------------------------------------ aoi
+@aoi_app.command("list")
+def aoi_list() -> None:
+    """List the known AOIs."""
+    def body():
+        from .aoi import available_aois
+
+        for a in available_aois().values():
+            d = a.describe()
+            typer.echo(f"{a.id:<12} {a.role:<12} {a.country:<3} EPSG:{d['utm_epsg']} "
+                       f"{d['grid_px'][0]}x{d['grid_px'][1]} px  {a.name}")
+    _guard(body)
+
+
+@aoi_app.command("show")
+def aoi_show(aoi_id: str = typer.Argument(..., help="AOI id or GeoJSON path.")) -> None:
+    """Show everything known about one AOI."""
+    def body():
+        from .aoi import resolve_aois
+
+        typer.echo(json.dumps(resolve_aois([aoi_id])[0].describe(), indent=2, ensure_ascii=False))
+    _guard(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

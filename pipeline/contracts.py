@@ -1,0 +1,250 @@
+"""The contracts between stages: where files live and what they hold.
+
+tiles (fetch -> detect)
+    ``<data>/tiles/<aoi>/<sensor>/<YYYY-MM-DD>/<scene-id>.tif``: Cloud-Optimized
+    GeoTIFF on the AOI's UTM grid at 10 m, float32, NaN = no data, one named band
+    per entry of :data:`SENSOR_BANDS`. Beside it ``<scene-id>.json``, a STAC Item.
+detections (detect -> report)
+    ``<out>/detections/<aoi>/<YYYY-MM-DD>.geojson`` and ``<out>/timeseries.csv``;
+    the fields are :data:`SUMMARY_FIELDS`, :data:`VESSEL_FIELDS`, :data:`STACK_FIELDS`.
+report
+    ``<out>/report/`` with ``index.html``, ``report.md``, ``summary.json`` and PNGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pystac
+import rasterio
+from rasterio.io import MemoryFile
+from rasterio.shutil import copy as rio_copy
+
+from .aoi import Grid, grid_footprint_lonlat
+from .atomic import atomic_path, write_json_atomic
+from .errors import UserError
+from .manifest import sha256_file
+
+S2 = "sentinel-2-l2a"
+S1 = "sentinel-1-grd"
+#: Bands of each sensor's tile, in file order. S2: surface reflectance (0-1) and the
+#: L2A scene classification (SCL) stored as float32 class codes (NaN = no data).
+#: S1: sigma0 in linear power.
+SENSOR_BANDS: dict[str, tuple[str, ...]] = {
+    S2: ("B02", "B03", "B04", "B08", "B11", "SCL"),
+    S1: ("VV", "VH"),
+}
+SENSORS = tuple(SENSOR_BANDS)
+SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+#: Summary properties of the first feature of a detections file.
+SUMMARY_FIELDS = (
+    "kind", "aoi", "date", "sensors", "scenes", "clear_fraction", "vessels", "vessels_at_berth",
+    "large_vessels", "container_stack_area_m2", "teu_estimate", "teu_low", "teu_high",
+    "detector_version", "params_hash",
+)
+VESSEL_FIELDS = ("kind", "length_m", "width_m", "heading_deg", "area_m2", "score", "at_berth", "sensor", "scene")
+STACK_FIELDS = ("kind", "area_m2", "teu_estimate")
+#: Columns of timeseries.csv; ``portid``/``portname``/``date`` first so it joins with
+#: per-port daily tables such as IMF PortWatch's.
+TIMESERIES_COLUMNS = (
+    "portid", "portname", "date", "aoi", "role", "sensors", "scenes", "clear_fraction_s2",
+    "clear_fraction_s1", "vessels", "vessels_at_berth", "large_vessels", "container_stack_area_m2",
+    "teu_estimate", "teu_low", "teu_high", "simulated", "detector_version", "params_hash",
+)
+LARGE_VESSEL_M = 80.0
+
+
+# ---------------------------------------------------------------- paths
+def tile_dir(data_dir: Path, aoi: str, sensor: str, date: dt.date) -> Path:
+    return Path(data_dir) / "tiles" / aoi / sensor / date.isoformat()
+
+
+def tile_path(data_dir: Path, aoi: str, sensor: str, date: dt.date, scene_id: str) -> Path:
+    if not SCENE_ID.match(scene_id):
+        raise ValueError(f"scene id {scene_id!r} has characters not allowed in a file name")
+    return tile_dir(data_dir, aoi, sensor, date) / f"{scene_id}.tif"
+
+
+def item_path(tile: Path) -> Path:
+    return tile.with_suffix(".json")
+
+
+def detection_path(out_dir: Path, aoi: str, date: dt.date) -> Path:
+    return Path(out_dir) / "detections" / aoi / f"{date.isoformat()}.geojson"
+
+
+def timeseries_path(out_dir: Path) -> Path:
+    return Path(out_dir) / "timeseries.csv"
+
+
+def report_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / "report"
+
+
+@dataclass(frozen=True)
+class TileRef:
+    """A tile found on disk by :func:`find_tiles`."""
+
+    aoi: str
+    sensor: str
+    date: dt.date
+    scene_id: str
+    path: Path
+
+    @property
+    def item(self) -> Path:
+        return item_path(self.path)
+
+
+def find_tiles(data_dir: Path, aois=None, sensors=None, start=None, end=None) -> list[TileRef]:
+    """Tiles under ``<data>/tiles`` matching the filters, sorted by aoi, date, sensor."""
+    root = Path(data_dir) / "tiles"
+    out = []
+    if not root.is_dir():
+        return out
+    for tif in root.glob("*/*/*/*.tif"):
+        if tif.name.startswith("."):
+            continue  # temporary file of an interrupted write
+        aoi, sensor, day = tif.parts[-4], tif.parts[-3], tif.parts[-2]
+        try:
+            date = dt.date.fromisoformat(day)
+        except ValueError:
+            continue
+        if (aois and aoi not in aois) or (sensors and sensor not in sensors) or sensor not in SENSOR_BANDS:
+            continue
+        if (start and date < start) or (end and date > end):
+            continue
+        out.append(TileRef(aoi, sensor, date, tif.stem, tif))
+    return sorted(out, key=lambda t: (t.aoi, t.date, t.sensor, t.scene_id))
+
+
+# ---------------------------------------------------------------- tiles
+def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str) -> None:
+    """Write a tile as a Cloud-Optimized GeoTIFF, atomically.
+
+    ``bands`` must hold exactly the sensor's bands, each ``(grid.height, grid.width)``.
+    """
+    names = SENSOR_BANDS[sensor]
+    if set(bands) != set(names):
+        raise ValueError(f"{sensor} tile needs bands {names}, got {tuple(bands)}")
+    stack = np.stack([np.asarray(bands[n], dtype=np.float32) for n in names])
+    if stack.shape[1:] != (grid.height, grid.width):
+        raise ValueError(f"band shape {stack.shape[1:]} != grid {(grid.height, grid.width)}")
+    profile = dict(driver="GTiff", dtype="float32", count=len(names), width=grid.width, height=grid.height,
+                   crs=grid.crs, transform=grid.transform, nodata=np.nan)
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(stack)
+            for i, n in enumerate(names, 1):
+                ds.set_band_description(i, n)
+            ds.update_tags(sensor=sensor)
+        with mem.open() as src, atomic_path(path) as tmp:
+            rio_copy(src, tmp, driver="COG", compress="DEFLATE", predictor=3, blocksize=256,
+                     overviews="AUTO", resampling="average")
+
+
+def read_tile(path: Path) -> tuple[dict[str, np.ndarray], Grid]:
+    """Bands of a tile by name, and its grid."""
+    with rasterio.open(path) as ds:
+        names = ds.descriptions
+        data = ds.read()
+        grid = Grid(ds.crs, ds.transform, ds.width, ds.height)
+    return {n: data[i] for i, n in enumerate(names)}, grid
+
+
+def validate_tile(path: Path, sensor: str, grid: Grid | None = None) -> None:
+    """Check a tile against the contract; raise :class:`UserError` naming the problem."""
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise UserError(f"{path}: not a readable GeoTIFF ({exc})") from None
+    with ds:
+        want = SENSOR_BANDS[sensor]
+        if ds.driver != "GTiff":
+            raise UserError(f"{path}: driver {ds.driver}, expected GTiff/COG")
+        if tuple(ds.descriptions) != want:
+            raise UserError(f"{path}: bands {ds.descriptions}, expected {want}")
+        if any(dt_ != "float32" for dt_ in ds.dtypes):
+            raise UserError(f"{path}: dtype {ds.dtypes[0]}, expected float32")
+        if grid is not None:
+            if ds.crs != grid.crs or (ds.width, ds.height) != (grid.width, grid.height) or \
+                    not ds.transform.almost_equals(grid.transform):
+                raise UserError(f"{path}: grid {ds.crs} {ds.width}x{ds.height} differs from the AOI grid "
+                                f"{grid.crs} {grid.width}x{grid.height}")
+        if ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") != "COG":
+            raise UserError(f"{path}: not a Cloud-Optimized GeoTIFF")
+        try:
+            data = ds.read()
+        except rasterio.errors.RasterioIOError as exc:
+            raise UserError(f"{path}: truncated or corrupt data ({exc})") from None
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise UserError(f"{path}: no valid pixel (all no data)")
+    if np.isinf(data).any():
+        raise UserError(f"{path}: infinite values")
+
+
+def write_item(
+    tile: Path, *, sensor: str, grid: Grid, datetime: dt.datetime, platform: str, source: str,
+    product_ids: list[str], processing: dict, simulated: bool = False, extra: dict | None = None,
+) -> pystac.Item:
+    """Write the STAC Item beside a tile (atomically) and return it.
+
+    Holds the acquisition time, platform, source, product ids, processing options and
+    the tile's SHA-256 (``file:checksum`` as a multihash). Never put credentials here.
+    """
+    footprint = grid_footprint_lonlat(grid)
+    if datetime.tzinfo is None:
+        datetime = datetime.replace(tzinfo=dt.timezone.utc)
+    props = {
+        "platform": platform,
+        "constellation": "sentinel-1" if sensor == S1 else "sentinel-2",
+        "berthwatch:sensor": sensor,
+        "berthwatch:source": source,
+        "berthwatch:product_ids": list(product_ids),
+        "berthwatch:processing": processing,
+        "berthwatch:simulated": bool(simulated),
+        "proj:code": f"EPSG:{grid.crs.to_epsg()}",
+        "proj:shape": [grid.height, grid.width],
+        "proj:transform": list(grid.transform)[:6],
+        **(extra or {}),
+    }
+    item = pystac.Item(id=tile.stem, geometry=footprint.__geo_interface__, bbox=list(footprint.bounds),
+                       datetime=datetime, properties=props,
+                       stac_extensions=["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+                                        "https://stac-extensions.github.io/file/v2.1.0/schema.json"])
+    item.add_asset("data", pystac.Asset(
+        href=f"./{tile.name}", media_type=pystac.MediaType.COG, roles=["data"],
+        extra_fields={"file:checksum": "1220" + sha256_file(tile), "file:size": tile.stat().st_size,
+                      "eo:bands" if sensor == S2 else "berthwatch:bands": [{"name": b} for b in SENSOR_BANDS[sensor]]},
+    ))
+    write_json_atomic(item_path(tile), item.to_dict(include_self_link=False, transform_hrefs=False))
+    return item
+
+
+def read_item(tile: Path) -> dict:
+    import json
+
+    p = item_path(tile)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{p}: STAC item missing beside its tile") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON ({exc})") from None
+
+
+def tile_checksum_ok(tile: Path) -> bool:
+    """True when the tile exists and matches the checksum recorded in its STAC item."""
+    if not tile.exists() or not item_path(tile).exists():
+        return False
+    try:
+        recorded = read_item(tile)["assets"]["data"]["file:checksum"]
+    except (UserError, KeyError):
+        return False
+    return recorded == "1220" + sha256_file(tile)

@@ -1,0 +1,243 @@
+"""Incremental, idempotent stages: a manifest of outputs, their inputs and parameters.
+
+For every output a stage writes, the manifest records the SHA-256 of each input
+file, the hash of the parameters (including the detector version) and the
+output's own checksum. A rerun skips outputs that are up to date, recomputes
+exactly those whose inputs or parameters changed, and removes outputs whose
+inputs are gone. Checksums are cached by (size, mtime) so a run with nothing new
+reads no file contents.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .atomic import write_json_atomic
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_DIR = ".berthwatch"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """Stable short hash of a JSON-serialisable parameter dict."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class DirLock:
+    """Exclusive advisory lock on a data or output folder.
+
+    Uses ``flock`` on ``<dir>/.berthwatch/lock``, which the kernel releases when
+    the process dies, so a crashed run never leaves a stale lock behind.
+    """
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / MANIFEST_DIR / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "DirLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(
+                f"{self.path.parent.parent}: another berthwatch run (pid {holder}) is using this folder; "
+                "wait for it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Task:
+    """One unit of incremental work.
+
+    Attributes
+    ----------
+    key : str
+        Stable identifier, e.g. ``"rajin/2023-09-08"``.
+    outputs : list of Path
+        Files the task writes (each atomically).
+    inputs : list of Path
+        Files the task reads; a change in any of them makes the task stale.
+    params : dict
+        Everything else that determines the outputs (detector version,
+        parameters, remote product id); hashed.
+    run : callable
+        ``run(task)`` produces the outputs.
+    """
+
+    key: str
+    outputs: list[Path]
+    inputs: list[Path]
+    params: dict[str, Any]
+    run: Callable[["Task"], None]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+
+class Manifest:
+    """The manifest of one stage, stored as ``<root>/.berthwatch/manifest-<stage>.json``."""
+
+    def __init__(self, root: Path, stage: str):
+        self.root = Path(root)
+        self.stage = stage
+        self.path = self.root / MANIFEST_DIR / f"manifest-{stage}.json"
+        self.entries: dict[str, dict] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (json.JSONDecodeError, OSError) as exc:
+                raise UserError(f"{self.path}: unreadable manifest ({exc}); delete it to rebuild") from None
+            self.entries = data.get("outputs", {})
+        self._stat_cache: dict[str, dict] = {}
+
+    def rel(self, path: Path) -> str:
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def _abs(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def checksum(self, path: Path, recorded: dict | None = None) -> str:
+        """SHA-256 of ``path``, reusing ``recorded`` when size and mtime are unchanged."""
+        st = path.stat()
+        if recorded and recorded.get("size") == st.st_size and recorded.get("mtime_ns") == st.st_mtime_ns:
+            return recorded["sha256"]
+        return sha256_file(path)
+
+    def _fingerprint(self, path: Path, recorded: dict | None = None) -> dict:
+        st = path.stat()
+        return {"sha256": self.checksum(path, recorded), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    def is_current(self, task: Task) -> bool:
+        phash = params_hash(task.params)
+        for out in task.outputs:
+            entry = self.entries.get(self.rel(out))
+            if entry is None or entry.get("params_hash") != phash or not out.exists():
+                return False
+            if self.checksum(out, entry.get("output")) != entry["output"]["sha256"]:
+                return False
+            recorded_inputs = entry.get("inputs", {})
+            if set(recorded_inputs) != {self.rel(p) for p in task.inputs}:
+                return False
+            for p in task.inputs:
+                rec = recorded_inputs[self.rel(p)]
+                if not p.exists() or self.checksum(p, rec) != rec["sha256"]:
+                    return False
+        return True
+
+    def record(self, task: Task) -> None:
+        inputs = {self.rel(p): self._fingerprint(p) for p in task.inputs}
+        phash = params_hash(task.params)
+        for out in task.outputs:
+            self.entries[self.rel(out)] = {
+                "key": task.key,
+                "inputs": inputs,
+                "params_hash": phash,
+                "output": self._fingerprint(out),
+            }
+
+    def forget(self, output: Path) -> None:
+        self.entries.pop(self.rel(output), None)
+
+    def prune_orphans(self, scope: Callable[[str], bool] = lambda rel: True) -> list[str]:
+        """Remove outputs (files and entries) whose recorded inputs no longer exist."""
+        removed = []
+        for rel, entry in list(self.entries.items()):
+            if not scope(rel) or not entry.get("inputs"):
+                continue
+            if any(not self._abs(i).exists() for i in entry["inputs"]):
+                out = self._abs(rel)
+                if out.exists():
+                    out.unlink()
+                del self.entries[rel]
+                removed.append(rel)
+        return removed
+
+    def save(self) -> None:
+        write_json_atomic(self.path, {"stage": self.stage, "outputs": dict(sorted(self.entries.items()))})
+
+
+def run_tasks(
+    manifest: Manifest,
+    tasks: Iterable[Task],
+    *,
+    force: bool = False,
+    progress: Callable[[Iterable[Task]], Iterable[Task]] | None = None,
+    stop_on_error: bool = False,
+) -> StageResult:
+    """Run the tasks that are not up to date, recording each success in the manifest.
+
+    A failing task is reported in the result and does not stop the others (unless
+    ``stop_on_error``); its outputs are left as they were. The manifest is saved
+    after every completed task, so an interrupted run keeps what it finished.
+    """
+    result = StageResult()
+    tasks = list(tasks)
+    iterable = progress(tasks) if progress else tasks
+    for task in iterable:
+        if not force and manifest.is_current(task):
+            result.skipped.append(task.key)
+            continue
+        try:
+            task.run(task)
+        except UserError as exc:
+            if stop_on_error:
+                raise
+            result.failed[task.key] = str(exc)
+            log.error("%s: %s", task.key, exc)
+            continue
+        except Exception as exc:  # keep going; report every failure at the end
+            if stop_on_error:
+                raise
+            result.failed[task.key] = f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s: %s", task.key, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            continue
+        missing = [o for o in task.outputs if not o.exists()]
+        if missing:
+            result.failed[task.key] = f"did not write {missing[0]}"
+            continue
+        manifest.record(task)
+        manifest.save()
+        result.done.append(task.key)
+    return result

@@ -1,0 +1,1 @@
+"""Fetch sources: Sentinel Hub, STAC APIs and local static catalogs."""

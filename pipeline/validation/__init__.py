@@ -1,0 +1,1 @@
+"""Detector validation on real labelled datasets."""

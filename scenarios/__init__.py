@@ -1,0 +1,1 @@
+"""Simulation scenarios shipped with berthwatch (YAML)."""
