@@ -35,6 +35,7 @@ import math
 import numpy as np
 from affine import Affine
 from scipy import ndimage
+from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from .measure import measure_objects
@@ -51,6 +52,11 @@ DEFAULTS = dict(
     min_water_area_m2=50_000.0,
     background_sigma_m=150.0,
     min_nir_contrast=0.03,
+    bright_nir_contrast=0.05,
+    max_ndvi=0.4,
+    berth_min_length_m=40.0,
+    berth_min_fill_ratio=0.5,
+    berth_min_contact=0.5,
     min_length_m=20.0,
     max_length_m=400.0,
     max_width_m=70.0,
@@ -95,8 +101,6 @@ def _split_side_by_side(mask: np.ndarray, max_width_px: float, min_separation_px
         return labels
     region = np.isin(labels, wide)
     h = max(min_separation_px / 2.0, 1.0)
-    from skimage.morphology import h_maxima
-
     peaks = h_maxima(np.where(region, dist, 0.0), h) & region
     markers, n_markers = ndimage.label(peaks, structure=np.ones((3, 3), bool))
     if n_markers == 0:
@@ -104,8 +108,7 @@ def _split_side_by_side(mask: np.ndarray, max_width_px: float, min_separation_px
     split = watershed(-dist, markers, mask=region)
     out = labels.copy()
     out[region] = 0
-    # Keep untouched objects; renumber split parts after them.
-    out, _ = ndimage.label(out > 0, structure=np.ones((3, 3), bool)) if False else (out, None)
+    # Untouched objects keep their labels; split parts are numbered after them.
     offset = int(labels.max())
     out[region] = np.where(split[region] > 0, split[region] + offset, 0)
     # Parts of a region without a marker fall back to their component label.
@@ -206,13 +209,16 @@ def detect_vessels_optical(
             pixel_size=pixel_size,
             min_water_area_m2=p["min_water_area_m2"],
         )
-    candidates = domain & ~water & valid
-    if not candidates.any():
-        return []
-
     nir = b["B08"]
     background_water = water & domain
     bg_nir = _local_water_mean(nir, background_water, p["background_sigma_m"] / pixel_size)
+    # White decks and hulls can be greener than they are NIR-bright, so NDWI
+    # calls them water; their NIR excess over the water background does not.
+    with np.errstate(invalid="ignore"):
+        bright = (nir - bg_nir) > p["bright_nir_contrast"]
+    candidates = domain & (~water | bright) & valid
+    if not candidates.any():
+        return []
 
     labels = _split_side_by_side(
         candidates,
@@ -230,7 +236,10 @@ def detect_vessels_optical(
     mean_ndwi = np.asarray(ndimage.mean(ndwi_img, labels, index))
     land = ~domain & valid
     land_adjacent = ndimage.binary_dilation(land, structure=np.ones((3, 3), bool))
-    touches = np.asarray(ndimage.maximum(land_adjacent.astype(np.uint8), labels, index)) > 0
+    contact_px = np.asarray(ndimage.sum_labels(land_adjacent, labels, index))
+    touches = contact_px > 0
+    ndvi_img = (nir - b["B04"]) / np.maximum(nir + b["B04"], 1e-6)
+    mean_ndvi = np.asarray(ndimage.mean(ndvi_img, labels, index))
 
     vessels: list[Vessel] = []
     for i, o in enumerate(objects):
@@ -242,6 +251,15 @@ def detect_vessels_optical(
         rect_area = max(length * width, pixel_size * pixel_size)
         fill_ratio = area / rect_area
         if fill_ratio < p["min_fill_ratio"]:
+            continue
+        if mean_ndvi[i] > p["max_ndvi"]:
+            continue
+        contact = float(contact_px[i]) * pixel_size / max(length, pixel_size)
+        if touches[i] and (
+            length < p["berth_min_length_m"]
+            or fill_ratio < p["berth_min_fill_ratio"]
+            or contact < p["berth_min_contact"]
+        ):
             continue
         contrast = float(means["B08"][i] - mean_bg[i])
         if contrast < p["min_nir_contrast"]:
@@ -266,6 +284,8 @@ def detect_vessels_optical(
             nir_contrast=contrast,
             fill_ratio=float(fill_ratio),
             touches_land=bool(touches[i]),
+            ndvi=float(mean_ndvi[i]),
+            land_contact=contact,
             n_pixels=int(o["n_pixels"]),
         )
         vessels.append(

@@ -124,7 +124,9 @@ def _odd_window(length_m: float, pixel_size: float) -> int:
     return n if n % 2 == 1 else n + 1
 
 
-def stack_features(bands: dict, pixel_size: float = 10.0, texture_window_m: float = 30.0) -> dict:
+def stack_features(
+    bands: dict, pixel_size: float = 10.0, texture_window_m: float = 30.0, support: np.ndarray | None = None
+) -> dict:
     """Per-pixel spectral indices and texture used by the stack rules.
 
     Parameters
@@ -136,6 +138,11 @@ def stack_features(bands: dict, pixel_size: float = 10.0, texture_window_m: floa
     texture_window_m : float
         Side of the square window of the local statistics, m (30 m = 3x3 at
         10 m: the scale of a few stack rows).
+    support : (H, W) bool array, optional
+        Pixels the local statistics may use (land and observed). Without it
+        every pixel counts; with it the quay edge does not look textured
+        because of the water next to it (normalised convolution, Knutsson &
+        Westin 1993).
 
     Returns
     -------
@@ -161,10 +168,30 @@ def stack_features(bands: dict, pixel_size: float = 10.0, texture_window_m: floa
     w = _odd_window(texture_window_m, pixel_size)
     rg = red - green
     yb = 0.5 * (red + green) - blue
-    texture = np.sqrt(_local_var(brightness, w) + _local_var(rg, w) + _local_var(yb, w)) / (
-        _local_mean(brightness, w) + np.float32(1e-3)
-    )
-    return {"brightness": brightness, "ndvi": ndvi, "ndwi": ndwi, "ndbi": ndbi, "texture": texture}
+    if support is None:
+        weight = np.ones(red.shape, dtype=np.float32)
+    else:
+        weight = np.asarray(support, dtype=np.float32)
+    norm = np.maximum(_local_mean(weight, w), np.float32(1e-6))
+
+    def mean(a):
+        return _local_mean(np.where(weight > 0, a, 0.0).astype(np.float32), w) / norm
+
+    def var(a):
+        m = mean(a)
+        return np.maximum(mean(a * a) - m * m, 0.0)
+
+    local_brightness = mean(brightness) + np.float32(1e-3)
+    brightness_texture = np.sqrt(var(brightness)) / local_brightness
+    colour_texture = np.sqrt(var(rg) + var(yb)) / local_brightness
+    return {
+        "brightness": brightness,
+        "ndvi": ndvi,
+        "ndwi": ndwi,
+        "ndbi": ndbi,
+        "brightness_texture": brightness_texture,
+        "colour_texture": colour_texture,
+    }
 
 
 def detect_container_stacks(
@@ -182,10 +209,12 @@ def detect_container_stacks(
     neighbourhood_m: float = 50.0,
     max_ndbi: float = 0.12,
     water_ndwi: float = 0.0,
+    max_vessel_beam_m: float = 60.0,
     texture_window_m: float = 30.0,
-    min_texture: float = 0.12,
-    min_texture_neighbourhood: float = 0.15,
-    opening_radius_m: float = 10.0,
+    min_colour_texture: float = 0.08,
+    min_colour_texture_neighbourhood: float = 0.11,
+    min_colour_share: float = 0.55,
+    opening_radius_m: float = 20.0,
     min_area_m2: float = 5000.0,
     teu_params: dict | None = None,
 ) -> tuple[list[ContainerStack], dict]:
@@ -224,6 +253,9 @@ def detect_container_stacks(
         steel and asphalt are flat. Ignored when B11 is absent.
     water_ndwi : float
         NDWI above which a pixel is water when ``water`` is not given.
+    max_vessel_beam_m : float
+        Without ``water``, the NDWI water mask is closed with a disk of this
+        diameter so that vessels (beam <= 60 m) count as water.
     texture_window_m : float
         Window of the local texture statistics, m.
     min_texture, min_texture_neighbourhood : float
@@ -271,7 +303,12 @@ def detect_container_stacks(
         valid &= ~np.isin(np.asarray(scl), UNOBSERVED_SCL)
 
     if water is None:
-        water_mask = feats["ndwi"] > water_ndwi
+        # Hulls and decks are not water spectrally; closing the water mask
+        # over the widest beam puts ships back into the water they float on.
+        r_beam = max(int(np.ceil(max_vessel_beam_m / 2.0 / pixel_size)), 1)
+        water_mask = ndimage.binary_closing(
+            feats["ndwi"] > water_ndwi, structure=_disk(r_beam), border_value=1
+        )
     else:
         water_mask = np.asarray(water, dtype=bool)
     land = ~water_mask
@@ -284,14 +321,21 @@ def detect_container_stacks(
                 [(g, 1) for g in outlines], out_shape=shape_, transform=transform, all_touched=False
             ).astype(bool)
     searchable = (land | deck) & valid
+    # Texture over the searchable pixels only (the NDVI/NDWI/NDBI are per pixel).
+    feats = stack_features(bands, pixel_size=pixel_size, texture_window_m=texture_window_m, support=searchable)
 
     n_neigh = _odd_window(neighbourhood_m, pixel_size)
     # Unobserved pixels must not drag neighbourhood means: fill them with
     # neutral values first (NaN would spread through the filters).
     ndvi = np.where(valid, feats["ndvi"], 0.0).astype(np.float32)
-    texture = np.where(valid, feats["texture"], 0.0).astype(np.float32)
+    colour_tex = np.where(valid, feats["colour_texture"], 0.0).astype(np.float32)
+    bright_tex = np.where(valid, feats["brightness_texture"], 0.0).astype(np.float32)
     ndvi_neigh = _local_mean(ndvi, n_neigh)
-    texture_neigh = _local_mean(texture, n_neigh)
+    colour_tex_neigh = _local_mean(colour_tex, n_neigh)
+    bright_tex_neigh = _local_mean(bright_tex, n_neigh)
+    # Multi-coloured stacks vary more in hue than in brightness; towns and
+    # industrial roofs vary mostly in brightness (roof/street/shadow).
+    colour_share = colour_tex_neigh / (bright_tex_neigh + np.float32(1e-3))
 
     brightness = feats["brightness"]
     rules = (
@@ -299,8 +343,9 @@ def detect_container_stacks(
         & (brightness < max_brightness)
         & (feats["ndvi"] < max_ndvi)
         & (ndvi_neigh < max_ndvi_neighbourhood)
-        & (texture > min_texture)
-        & (texture_neigh > min_texture_neighbourhood)
+        & (colour_tex > min_colour_texture)
+        & (colour_tex_neigh > min_colour_texture_neighbourhood)
+        & (colour_share > min_colour_share)
     )
     if bands.get("B11") is not None:
         rules &= ~(feats["ndbi"] > max_ndbi)
@@ -327,7 +372,8 @@ def detect_container_stacks(
         index = np.arange(1, n + 1)
         counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
         mean_b = ndimage.mean(brightness, labels, index)
-        mean_t = ndimage.mean(texture, labels, index)
+        mean_t = ndimage.mean(colour_tex, labels, index)
+        mean_s = ndimage.mean(colour_share, labels, index)
         mean_v = ndimage.mean(feats["ndvi"], labels, index)
         on_deck = ndimage.mean(deck.astype(np.float32), labels, index) > 0.5
         parts: dict[int, list] = {}
@@ -346,7 +392,8 @@ def detect_container_stacks(
                     on_vessel=bool(on_deck[i]),
                     attributes={
                         "mean_brightness": float(mean_b[i]),
-                        "mean_texture": float(mean_t[i]),
+                        "mean_colour_texture": float(mean_t[i]),
+                        "mean_colour_share": float(mean_s[i]),
                         "mean_ndvi": float(mean_v[i]),
                         "n_pixels": int(counts[i]),
                     },

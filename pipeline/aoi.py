@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import shapely
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +21,6 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 from shapely.geometry.polygon import orient
-from shapely.ops import transform as shapely_transform
 from shapely.validation import explain_validity
 
 from .errors import UsageError, UserError
@@ -52,7 +53,7 @@ class Grid:
         return self.transform.a
 
     def window_grid(self, row_off: int, col_off: int, height: int, width: int) -> "Grid":
-        return Grid(self.crs, self.transform * Affine.translation(col_off, row_off), width, height)
+        return Grid(self.crs, self.transform @ Affine.translation(col_off, row_off), width, height)
 
     def split(self, max_px: int = MAX_REQUEST_PX) -> list[tuple[int, int, "Grid"]]:
         """Sub-grids no larger than ``max_px`` a side, as ``(row_off, col_off, grid)``."""
@@ -90,8 +91,8 @@ class AOI:
         return CRS.from_epsg((32600 if c.y >= 0 else 32700) + zone)
 
     def to_crs(self, geom, crs: CRS):
-        tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        return shapely_transform(tr.transform, geom)
+        """Reproject a lon/lat geometry (the AOI's or a zone's) to ``crs``."""
+        return reproject_geometry(geom, CRS.from_epsg(4326), crs)
 
     def grid(self, resolution: float = RESOLUTION_M) -> Grid:
         """The AOI's grid: its UTM bounding box snapped outward to ``resolution``."""
@@ -263,6 +264,11 @@ def aoi_feature_collection(aoi: AOI) -> dict:
 
 def grid_footprint_lonlat(grid: Grid) -> Polygon:
     """The grid's bounding box in WGS84 lon/lat (densified so UTM curvature is kept)."""
-    tr = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
     poly = box(*grid.bounds).segmentize(grid.resolution * 50)
-    return orient(shapely_transform(tr.transform, poly), 1.0)
+    return orient(reproject_geometry(poly, grid.crs, CRS.from_epsg(4326)), 1.0)
+
+
+def reproject_geometry(geom, src: CRS, dst: CRS):
+    """Reproject a shapely geometry between CRSs (x/y = lon/lat order for geographic CRSs)."""
+    tr = Transformer.from_crs(src, dst, always_xy=True)
+    return shapely.transform(geom, lambda x, y: tr.transform(x, y), interleaved=False)

@@ -16,10 +16,11 @@ from typing import Any, Iterable
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.polygon import orient
 
+from .aoi import reproject_geometry
 from .atomic import write_text_atomic
 from .contracts import SUMMARY_FIELDS, TIMESERIES_COLUMNS
 from .errors import UserError
@@ -27,12 +28,8 @@ from .errors import UserError
 
 def to_lonlat(crs: CRS):
     """A function reprojecting shapely geometries from ``crs`` to WGS84 lon/lat."""
-    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-
-    def project(geom):
-        return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-
-    return project
+    wgs84 = CRS.from_epsg(4326)
+    return lambda geom: reproject_geometry(geom, crs, wgs84)
 
 
 def rfc7946_geometry(geom) -> dict:

@@ -1,0 +1,61 @@
+# berthwatch: `make demo` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+START  ?= 2023-08-01
+END    ?= 2023-10-31
+AOI    ?= rajin,dunai
+SOURCE ?= sentinelhub
+SENSOR ?= sentinel-1-grd,sentinel-2-l2a
+DATA   ?= data
+OUT    ?= out
+CLAIM  ?= us-nsc-2023-10-13
+DATASETS ?= ../shared/datasets
+PYTEST_ARGS ?=
+
+RANGE = --start $(START) --end $(END) --aoi $(AOI)
+
+.PHONY: setup demo test fetch detect report run validate notebooks bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/berthwatch demo --out-dir demo-out
+
+# pytest exits 5 when it collects no test; that is not a failure of the code.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+fetch: $(STAMP)
+	$(BIN)/berthwatch fetch $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA)
+
+detect: $(STAMP)
+	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT)
+
+report: $(STAMP)
+	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT)
+
+run: $(STAMP)
+	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM)
+
+validate: $(STAMP)
+	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships
+	$(BIN)/berthwatch validate opensarship $(DATASETS)/opensarship --out $(OUT)/validate/opensarship
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py --out $(OUT)/bench.json
+
+clean:
+	rm -rf $(OUT) demo-out .pytest_cache build *.egg-info

@@ -1,0 +1,77 @@
+"""Step detection on synthetic container-stack area series."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from berthwatch.detectors.stack_changes import detect_stack_changes
+from berthwatch.detectors.stacks import estimate_teu
+
+AREA_PER_TEU = 1.0 / estimate_teu(1.0)[0]  # m2 that hold one TEU (central estimate)
+
+
+def _series(seed, n=40, level_teu=20000.0, steps=(), noise_teu=40.0, cloudy_every=5):
+    """Five-day revisit series; `steps` = [(index, delta_teu)]; every k-th date cloudy."""
+    rng = np.random.default_rng(seed)
+    dates = np.datetime64("2023-07-01") + np.arange(n) * np.timedelta64(5, "D")
+    teu = np.full(n, level_teu)
+    for idx, delta in steps:
+        teu[idx:] += delta
+    teu += rng.normal(0.0, noise_teu, n)
+    observed = np.ones(n)
+    cloudy = np.arange(2, n, cloudy_every)
+    observed[cloudy] = rng.uniform(0.2, 0.6, cloudy.size)
+    # Cloud over the yard hides stacks: those dates lose a large share of area.
+    teu[cloudy] *= observed[cloudy]
+    return dates, teu * AREA_PER_TEU, observed
+
+
+def test_finds_up_and_down_steps_with_bracketing_dates():
+    dates, area, observed = _series(1, steps=[(14, 300.0), (28, -300.0)])
+    changes = detect_stack_changes(dates, area, observed)
+    assert [c["kind"] for c in changes] == ["increase", "decrease"]
+    # The bracketing dates are the well-observed neighbours of the true step.
+    good = observed >= 0.8
+    for c, idx in zip(changes, (14, 28)):
+        prev_good = dates[:idx][good[:idx]][-1]
+        next_good = dates[idx:][good[idx:]][0]
+        assert c["before_date"] == prev_good
+        assert c["after_date"] == next_good
+    inc, dec = changes
+    assert inc["delta_teu"][1] == pytest.approx(300, rel=0.25)
+    assert dec["delta_teu"][1] == pytest.approx(-300, rel=0.25)
+    assert inc["delta_teu"][0] < inc["delta_teu"][1] < inc["delta_teu"][2]
+    assert inc["delta_area_m2"] > 0 > dec["delta_area_m2"]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_no_false_steps_in_flat_noisy_series(seed):
+    dates, area, observed = _series(seed)
+    assert detect_stack_changes(dates, area, observed) == []
+
+
+def test_cloudy_spell_is_not_a_decrease():
+    # A cloudy week hides half of the yard: without the observed-fraction
+    # filter it reads as a drop of thousands of TEU.
+    dates, area, observed = _series(3, cloudy_every=1000)
+    observed[20:26] = 0.5
+    area[20:26] *= 0.5
+    assert detect_stack_changes(dates, area, observed) == []
+    unfiltered = detect_stack_changes(dates, area, observed, min_observed=0.0)
+    assert [c["kind"] for c in unfiltered] == ["decrease", "increase"]
+
+
+def test_accepts_date_objects_and_unsorted_input():
+    dates, area, observed = _series(4, steps=[(20, 500.0)])
+    py_dates = [dt.date.fromisoformat(str(d)) for d in dates]
+    perm = np.random.default_rng(0).permutation(len(py_dates))
+    changes = detect_stack_changes([py_dates[i] for i in perm], area[perm], observed[perm])
+    assert len(changes) == 1 and changes[0]["kind"] == "increase"
+    assert changes[0]["after_date"] == np.datetime64(dates[20])
+
+
+def test_small_step_below_min_change_is_not_reported():
+    dates, area, observed = _series(5, steps=[(20, 60.0)], noise_teu=5.0)
+    assert detect_stack_changes(dates, area, observed, min_change_teu=100) == []
+    assert len(detect_stack_changes(dates, area, observed, min_change_teu=30)) == 1
