@@ -105,8 +105,12 @@ def water_mask_sar(
     smooth = ndimage.uniform_filter(np.where(finite, band, 0.0).astype(np.float32), size)
     water = finite & (_db(np.maximum(smooth, 1e-12)) < thr)
     area_px = int((min_feature_m / pixel_size) ** 2)
-    water = remove_small_holes(water, area_px)
-    water = remove_small_objects(water, area_px)
+    try:  # scikit-image >= 0.26 names the size limit max_size (inclusive)
+        water = remove_small_holes(water, max_size=area_px - 1)
+        water = remove_small_objects(water, max_size=area_px - 1)
+    except TypeError:
+        water = remove_small_holes(water, area_threshold=area_px)
+        water = remove_small_objects(water, min_size=area_px)
     return water
 
 
