@@ -1,0 +1,336 @@
+"""Report stage: observed port activity against a claimed shipment window.
+
+Reads only ``<out>/detections/<aoi>/<date>.geojson`` (and lists
+``<out>/timeseries.csv`` as an input when present) plus the claim, runs the
+analysis of :mod:`pipeline.analysis` and writes ``<out>/report/``:
+``index.html`` (self-contained, opens offline), ``report.md``,
+``summary.json`` and the figures as PNG. Atomic writes, a lock on the output
+folder and a manifest make reruns incremental.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from shapely.geometry import mapping, shape
+
+from berthwatch import __version__
+
+from . import analysis as an
+from .aoi import AOI, available_aois
+from .atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .claims import Claim
+from .contracts import S1, S2, report_dir, timeseries_path
+from .errors import UserError
+from .geojson_io import read_detections
+from .manifest import DirLock, Manifest, Task, run_tasks
+from .options import RunOptions
+
+log = logging.getLogger(__name__)
+
+#: Bump when the analysis or the report layout changes (reruns then rebuild).
+REPORT_VERSION = "1.0"
+SENSOR_LABEL = {S2: "Sentinel-2 (optical)", S1: "Sentinel-1 (radar)"}
+FIGURES = ("timeseries-{aoi}.png", "voyages.png", "map.png")
+
+
+# ---------------------------------------------------------------- inputs
+def detection_files(out_dir: Path, aois: list[str], start: dt.date | None, end: dt.date | None) -> list[Path]:
+    """Detections files of the AOIs, within the dates when given, sorted."""
+    files = []
+    for aoi in aois:
+        for f in sorted((Path(out_dir) / "detections" / aoi).glob("*.geojson")):
+            try:
+                d = dt.date.fromisoformat(f.stem)
+            except ValueError:
+                continue
+            if (start and d < start) or (end and d > end):
+                continue
+            files.append(f)
+    return files
+
+
+def observation_from_file(path: Path) -> tuple[an.Observation, list[dict], dict]:
+    """One detections file as an :class:`analysis.Observation`, plus its features (for maps)."""
+    summary, feats = read_detections(path)
+    try:
+        date = dt.date.fromisoformat(str(summary["date"]))
+    except ValueError:
+        raise UserError(f"{path}: summary date {summary['date']!r} is not an ISO date") from None
+    clear = summary.get("clear_fraction") or {}
+    if not isinstance(clear, dict):
+        raise UserError(f"{path}: clear_fraction must be a mapping sensor -> fraction")
+    vessels = []
+    for f in feats:
+        props = f.get("properties") or {}
+        if props.get("kind") != "vessel":
+            continue
+        c = shape(f["geometry"]).centroid
+        vessels.append(an.VesselSighting(
+            aoi=str(summary["aoi"]), date=date, lon=c.x, lat=c.y, length_m=float(props.get("length_m") or 0),
+            width_m=float(props.get("width_m") or 0), score=float(props.get("score") or 0),
+            at_berth=bool(props.get("at_berth")), sensor=str(props.get("sensor", ""))))
+    teu = None
+    if summary.get("teu_estimate") is not None:
+        teu = (float(summary["teu_estimate"]), float(summary.get("teu_low") or summary["teu_estimate"]),
+               float(summary.get("teu_high") or summary["teu_estimate"]))
+    area = summary.get("container_stack_area_m2")
+    obs = an.Observation(
+        aoi=str(summary["aoi"]), date=date, sensors=tuple(summary.get("sensors") or ()),
+        clear={str(k): float(v) for k, v in clear.items() if v is not None}, vessels=vessels,
+        stack_area_m2=None if area is None else float(area), teu=teu,
+        simulated=bool(summary.get("simulated", False)), source=str(path))
+    meta = {"detector_version": summary.get("detector_version"), "params_hash": summary.get("params_hash")}
+    return obs, feats, meta
+
+
+def load_observations(files: list[Path]) -> tuple[list[an.Observation], dict, dict]:
+    """Observations, features by (aoi, date) and detector metadata by (aoi, date)."""
+    observations, features, meta = [], {}, {}
+    for f in files:
+        obs, feats, m = observation_from_file(f)
+        observations.append(obs)
+        features[(obs.aoi, obs.date)] = feats
+        meta[(obs.aoi, obs.date)] = m
+    return observations, features, meta
+
+
+# ---------------------------------------------------------------- analysis
+@dataclass
+class ReportData:
+    """Everything the templates and figures show."""
+
+    claim: Claim
+    params: an.AnalysisParams
+    aois: list[str]
+    aoi_objects: dict[str, AOI]
+    observations: list[an.Observation]
+    features: dict
+    coverage: dict
+    gaps: dict
+    calls: list[an.PortCall]
+    voyages: list[an.Voyage]
+    steps: list[an.StackStep]
+    teu_window: dict
+    rate: dict
+    rate_by_aoi: dict
+    verdict: an.Verdict
+    simulated: bool
+    period: tuple[dt.date, dt.date]
+    map_dates: dict[str, dt.date | None] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+def analyse(claim: Claim, observations: list[an.Observation], features: dict, aois: list[str],
+            aoi_objects: dict[str, AOI], p: an.AnalysisParams, meta: dict | None = None) -> ReportData:
+    window = claim.window
+    calls = an.track_port_calls(observations, p)
+    voyages = an.infer_voyages(calls, claim.origin, claim.destination, p) + \
+        an.infer_voyages(calls, claim.destination, claim.origin, p)
+    voyages.sort(key=lambda v: v.depart[0])
+    steps = an.stack_steps(observations, p)
+    an.container_flows(voyages, steps)
+    teu_window = an.teu_in_window([v for v in voyages if v.origin == claim.origin], window, p)
+    verdict = an.verdict(claim, observations, voyages, teu_window, p)
+    groups = an.by_aoi(observations)
+    min_gap = max(2, math.ceil(p.call_days))  # shorter gaps cannot hide a whole call
+    gaps = {aoi: an.observation_gaps([o.date for o in obs if o.usable(p)], window, min_gap)
+            for aoi, obs in groups.items()}
+    dates = [o.date for o in observations]
+    period = (min(dates), max(dates)) if dates else window
+    meta = meta or {}
+    versions = sorted({str(m.get("detector_version")) for m in meta.values()})
+    hashes = sorted({str(m.get("params_hash")) for m in meta.values()})
+    return ReportData(
+        claim=claim, params=p, aois=aois, aoi_objects=aoi_objects, observations=observations, features=features,
+        coverage=an.coverage(observations, window, p), gaps=gaps, calls=calls, voyages=voyages, steps=steps,
+        teu_window=teu_window,
+        rate=an.activity_rate_ratio(observations, [claim.origin, claim.destination], window, p),
+        rate_by_aoi={a: an.activity_rate_ratio(observations, [a], window, p) for a in aois},
+        verdict=verdict, simulated=any(o.simulated for o in observations), period=period,
+        map_dates={a: choose_map_date(groups.get(a, []), window, p) for a in aois},
+        provenance={"detector_versions": versions, "params_hashes": hashes, "files": len(observations)},
+    )
+
+
+def choose_map_date(obs: list[an.Observation], window, p: an.AnalysisParams) -> dt.date | None:
+    """The usable date in the window with most large berthed vessels (ties: the clearest, then earliest)."""
+    pool = [o for o in obs if o.usable(p) and an.in_window(o.date, window)] or [o for o in obs if o.usable(p)]
+    if not pool:
+        return None
+    best = max(pool, key=lambda o: (len(o.large_at_berth(p)), o.clear_fraction, -o.date.toordinal()))
+    return best.date
+
+
+def summary_dict(r: ReportData) -> dict:
+    """The stable summary.json (keys read by other tools)."""
+    c = r.claim
+    cov = {aoi: {s: {k: v for k, v in row.items() if k in ("in_window", "usable_in_window", "baseline",
+                                                              "usable_baseline")}
+                 for s, row in per.items()} for aoi, per in r.coverage.items()}
+    return {
+        "claim": c.id,
+        "window": [c.window_start.isoformat(), c.window_end.isoformat()],
+        "verdict": r.verdict.to_dict(),
+        "voyages": [v.to_dict() for v in r.voyages],
+        "teu_in_window": {k: r.teu_window[k] for k in ("estimate", "low", "high")},
+        "coverage": cov,
+        "activity_rate_ratio": {"value": r.rate["value"], "p_value": r.rate["p_value"]},
+        "simulated_input": r.simulated,
+        # additions beyond the stable keys
+        "period": [r.period[0].isoformat(), r.period[1].isoformat()],
+        "detect_probability": {k: round(v, 3) for k, v in r.verdict.detect_probability.items()},
+        "activity_rate_ratio_detail": r.rate,
+        "port_calls": [pc.to_dict() for pc in r.calls],
+        "stack_changes": [s.to_dict() for s in r.steps],
+        "claimed_teu": _claimed_teu_json(c, r.params),
+        "params": r.params.as_dict(),
+        "report_version": REPORT_VERSION,
+        "berthwatch_version": __version__,
+    }
+
+
+def _claimed_teu_json(claim: Claim, p) -> list | None:
+    t = an.claimed_teu(claim, p)
+    return None if t is None else [t[0], None if math.isinf(t[1]) else t[1]]
+
+
+# ---------------------------------------------------------------- rendering
+def _templates():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+    )
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _static(name: str) -> str:
+    return (Path(__file__).parent / "static" / name).read_text(encoding="utf-8")
+
+
+def leaflet_assets() -> tuple[str, str]:
+    """Leaflet's JS and CSS, inline-safe (its CSS images become data URIs)."""
+    static = Path(__file__).parent / "static" / "leaflet"
+    js = (static / "leaflet.js").read_text(encoding="utf-8")
+    js = "\n".join(line for line in js.splitlines() if not line.startswith("//# sourceMappingURL"))
+    css = (static / "leaflet.css").read_text(encoding="utf-8")
+    for img in sorted((static / "images").glob("*.png")):
+        css = css.replace(f"images/{img.name}", _data_uri(img.read_bytes()))
+    return js.replace("</script", "<\\/script"), css
+
+
+def map_geojson(r: ReportData) -> dict:
+    """GeoJSON layers for the interactive map: AOI outlines and the detections of each AOI's map date."""
+    layers = {}
+    for aoi in r.aois:
+        feats = []
+        obj = r.aoi_objects.get(aoi)
+        if obj is not None:
+            feats.append({"type": "Feature", "properties": {"kind": "aoi", "name": obj.name},
+                          "geometry": mapping(obj.geometry)})
+        d = r.map_dates.get(aoi)
+        if d is not None:
+            for f in r.features.get((aoi, d), []):
+                props = dict(f.get("properties") or {})
+                if props.get("kind") == "vessel":
+                    props["large"] = bool(props.get("at_berth")) and (props.get("length_m") or 0) >= r.params.large_vessel_m
+                feats.append({"type": "Feature", "properties": props, "geometry": f["geometry"]})
+        layers[aoi] = {"date": d.isoformat() if d else None, "type": "FeatureCollection", "features": feats}
+    return layers
+
+
+def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
+    """(index.html, report.md, summary dict)."""
+    env = _templates()
+    summary = summary_dict(r)
+    js, css = leaflet_assets()
+    ctx = dict(r=r, an=an, s=summary, window=r.claim.window, SENSOR_LABEL=SENSOR_LABEL,
+               figures={k: _data_uri(v) for k, v in figures.items()}, figure_files=sorted(figures),
+               leaflet_js=js, leaflet_css=css,
+               map_json=json.dumps(map_geojson(r), separators=(",", ":")).replace("</", "<\\/"),
+               generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               version=__version__, report_version=REPORT_VERSION,
+               claimed_teu=an.claimed_teu(r.claim, r.params), math=math)
+    html = env.get_template("report.html.j2").render(**ctx)
+    md = env.get_template("report.md.j2").render(**ctx)
+    return html, md, summary
+
+
+def write_report(r: ReportData, dest: Path) -> Path:
+    from . import figures as figs
+
+    pngs = figs.all_figures(r)
+    html, md, summary = render(r, pngs)
+    for name, data in pngs.items():
+        write_bytes_atomic(dest / name, data)
+    write_json_atomic(dest / "summary.json", summary)
+    write_text_atomic(dest / "report.md", md)
+    write_text_atomic(dest / "index.html", html)
+    return dest / "index.html"
+
+
+# ---------------------------------------------------------------- stage
+def report_aois(opts: RunOptions, claim: Claim) -> list[str]:
+    """Claim origin and destination first, then other requested AOIs that have detections."""
+    ids = [claim.origin, claim.destination]
+    for a in opts.aoi_ids:
+        if a not in ids and (Path(opts.out_dir) / "detections" / a).is_dir():
+            ids.append(a)
+    return ids
+
+
+def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None = None) -> Path:
+    """Write ``<out>/report/`` for ``claim``; returns the path of ``index.html``."""
+    p = params or an.AnalysisParams(**opts.extra.get("report_params", {}))
+    out = Path(opts.out_dir)
+    dest = report_dir(out)
+    aois = report_aois(opts, claim)
+    files = detection_files(out, aois, opts.start, opts.end)
+    if not files:
+        raise UserError(f"{out / 'detections'}: no detections for {', '.join(aois)}"
+                        + (f" between {opts.start} and {opts.end}" if opts.start or opts.end else "")
+                        + "; run `berthwatch detect` first")
+    inputs = list(files)
+    if claim.path is not None:
+        inputs.append(Path(claim.path))
+    if timeseries_path(out).exists():
+        inputs.append(timeseries_path(out))
+    known = {a.id: a for a in opts.aois}
+    try:
+        for a_id, a in available_aois().items():
+            known.setdefault(a_id, a)
+    except UserError:
+        pass
+    aoi_objects = {a: known[a] for a in aois if a in known}
+    outputs = [dest / n for n in ("index.html", "report.md", "summary.json", "voyages.png", "map.png")]
+    outputs += [dest / f"timeseries-{a}.png" for a in aois]
+
+    def run(_task: Task) -> None:
+        observations, features, meta = load_observations(files)
+        r = analyse(claim, observations, features, aois, aoi_objects, p, meta)
+        write_report(r, dest)
+
+    task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,
+                params={"report_version": REPORT_VERSION, "claim": claim.id, "aois": aois,
+                        "start": opts.start, "end": opts.end, "analysis": p.as_dict(),
+                        "aoi_geometry": {a: aoi_objects[a].geometry.wkt for a in aoi_objects}},
+                run=run)
+    with DirLock(out):
+        manifest = Manifest(out, "report")
+        result = run_tasks(manifest, [task], force=opts.force, stop_on_error=True)
+    if result.skipped:
+        log.info("report: up to date (%s)", dest)
+    return dest / "index.html"
