@@ -57,6 +57,7 @@ DEFAULTS = dict(
     berth_min_length_m=40.0,
     berth_min_fill_ratio=0.5,
     berth_min_contact=0.5,
+    thin_structure_m=10.0,
     min_length_m=20.0,
     max_length_m=400.0,
     max_width_m=70.0,
@@ -101,11 +102,13 @@ def _split_side_by_side(mask: np.ndarray, max_width_px: float, min_separation_px
         return labels
     region = np.isin(labels, wide)
     h = max(min_separation_px / 2.0, 1.0)
-    peaks = h_maxima(np.where(region, dist, 0.0), h) & region
+    # Smoothing removes the staircase maxima of an obliquely rasterised hull.
+    smooth = ndimage.gaussian_filter(np.where(region, dist, 0.0), 1.0)
+    peaks = h_maxima(smooth, h) & region
     markers, n_markers = ndimage.label(peaks, structure=np.ones((3, 3), bool))
     if n_markers == 0:
         return labels
-    split = watershed(-dist, markers, mask=region)
+    split = watershed(-smooth, markers, mask=region)
     out = labels.copy()
     out[region] = 0
     # Untouched objects keep their labels; split parts are numbered after them.
@@ -219,11 +222,25 @@ def detect_vessels_optical(
     candidates = domain & (~water | bright) & valid
     if not candidates.any():
         return []
+    land = ~domain & valid
+    land_adjacent = ndimage.binary_dilation(land, structure=np.ones((3, 3), bool))
+    # Where candidates touch land, quays, jetties and piers narrower than a
+    # hull run along and into them; an opening removes structures thinner
+    # than ``thin_structure_m`` there, leaving the hull.
+    lab0, n0 = ndimage.label(candidates, structure=np.ones((3, 3), bool))
+    if n0:
+        touching = np.zeros(n0 + 1, bool)
+        touching[np.unique(lab0[land_adjacent & candidates])] = True
+        touching[0] = False
+        attached = touching[lab0]
+        k = max(int(round(p["thin_structure_m"] / pixel_size)), 1)
+        opened = ndimage.binary_opening(attached, structure=np.ones((k + 1, k + 1), bool))
+        candidates = (candidates & ~attached) | opened
 
     labels = _split_side_by_side(
         candidates,
         max_width_px=p["max_width_m"] / pixel_size,
-        min_separation_px=max(2.0, 0.3 * p["max_width_m"] / pixel_size),
+        min_separation_px=max(3.0, 0.5 * p["max_width_m"] / pixel_size),
     )
     objects = measure_objects(labels, transform)
     if not objects:
@@ -234,8 +251,6 @@ def detect_vessels_optical(
     mean_bg = np.asarray(ndimage.mean(bg_nir, labels, index))
     ndwi_img = (b["B03"] - nir) / np.maximum(b["B03"] + nir, 1e-6)
     mean_ndwi = np.asarray(ndimage.mean(ndwi_img, labels, index))
-    land = ~domain & valid
-    land_adjacent = ndimage.binary_dilation(land, structure=np.ones((3, 3), bool))
     contact_px = np.asarray(ndimage.sum_labels(land_adjacent, labels, index))
     touches = contact_px > 0
     ndvi_img = (nir - b["B04"]) / np.maximum(nir + b["B04"], 1e-6)

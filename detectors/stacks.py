@@ -209,6 +209,7 @@ def detect_container_stacks(
     neighbourhood_m: float = 50.0,
     max_ndbi: float = 0.12,
     water_ndwi: float = 0.0,
+    max_water_nir: float = 0.08,
     max_vessel_beam_m: float = 60.0,
     texture_window_m: float = 30.0,
     min_colour_texture: float = 0.08,
@@ -253,6 +254,9 @@ def detect_container_stacks(
         steel and asphalt are flat. Ignored when B11 is absent.
     water_ndwi : float
         NDWI above which a pixel is water when ``water`` is not given.
+    max_water_nir : float
+        ... and NIR reflectance below which (water absorbs NIR; 0.08 leaves
+        room for haze). Blue paint can have NDWI > 0 but is brighter in NIR.
     max_vessel_beam_m : float
         Without ``water``, the NDWI water mask is closed with a disk of this
         diameter so that vessels (beam <= 60 m) count as water.
@@ -307,7 +311,9 @@ def detect_container_stacks(
         # over the widest beam puts ships back into the water they float on.
         r_beam = max(int(np.ceil(max_vessel_beam_m / 2.0 / pixel_size)), 1)
         water_mask = ndimage.binary_closing(
-            feats["ndwi"] > water_ndwi, structure=_disk(r_beam), border_value=1
+            (feats["ndwi"] > water_ndwi) & (np.asarray(bands["B08"]) < max_water_nir),
+            structure=_disk(r_beam),
+            border_value=1,
         )
     else:
         water_mask = np.asarray(water, dtype=bool)
@@ -351,10 +357,15 @@ def detect_container_stacks(
         rules &= ~(feats["ndbi"] > max_ndbi)
     candidate = rules & searchable
 
-    # Close the one-pixel aisles between stack rows, then open to drop lines
-    # narrower than a block (roof edges, quay walls, road kerbs).
+    # The texture window spreads a textured patch by half a window into the
+    # lanes around it: erode that back, close the one-pixel aisles between
+    # stack rows, then open to drop lines narrower than a block (roof edges,
+    # quay walls, road kerbs).
+    half = _odd_window(texture_window_m, pixel_size) // 2
     r_open = max(int(round(opening_radius_m / pixel_size)), 1)
     mask = ndimage.binary_closing(candidate, structure=_disk(1))
+    if half:
+        mask = ndimage.binary_erosion(mask, structure=_disk(half))
     mask = ndimage.binary_opening(mask, structure=_disk(r_open))
     mask &= searchable
 

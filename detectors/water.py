@@ -183,38 +183,59 @@ def water_body(
     return keep[labels]
 
 
+def line_footprint(length_px: float, angle_deg: float) -> np.ndarray:
+    """Boolean line structuring element (Bresenham-like sampling), odd size."""
+    half = max(int(np.ceil(length_px / 2.0)), 1)
+    t = np.linspace(-length_px / 2.0, length_px / 2.0, int(4 * length_px) + 3)
+    a = np.radians(angle_deg)
+    rr = np.round(-t * np.cos(a)).astype(int) + half
+    cc = np.round(t * np.sin(a)).astype(int) + half
+    fp = np.zeros((2 * half + 1, 2 * half + 1), bool)
+    fp[rr, cc] = True
+    return fp
+
+
 def fill_berthed_vessels(
     water: np.ndarray,
     max_width_m: float = 60.0,
     pixel_size: float = 10.0,
+    max_length_m: float = 300.0,
+    n_directions: int = 8,
     min_water_area_m2: float = 50_000.0,
     max_enclosed_area_m2: float = 40_000.0,
 ) -> np.ndarray:
     """Single-scene sea domain: the water body with vessel-shaped gaps filled.
 
-    The water body (components of at least ``min_water_area_m2``) is
-    morphologically closed with a disk of radius ``max_width_m`` (Soille
-    2003): a closing fills every non-water intrusion into which a disk of
-    that radius cannot be fitted from the land side, i.e. the berthed
-    vessels, the bays between ships moored side by side and the hull gap
-    between a ship and its quay, while straight quay faces and land wider than
-    ``2 * max_width_m`` stay untouched. Holes enclosed by water (vessels at
+    A ship alongside a straight quay is, in a water mask, a bump of the shore
+    one beam deep and one ship long. A disk closing of radius ``max_width_m``
+    (Soille 2003) fills short bumps and the gaps between ships moored side by
+    side, but not a 200 m hull along a quay (a disk fits inside it from the
+    land side). The hull does have water at both ends along its axis, so the
+    union of closings with line segments of length ``max_length_m`` in
+    ``n_directions`` orientations (directional closing, Soille 2003 ch. 8)
+    fills it, while land wider than ``max_length_m`` in every direction, and
+    straight quay faces, stay untouched. Holes enclosed by water (vessels at
     anchor) are filled when smaller than ``max_enclosed_area_m2``; larger
     islands stay land.
 
-    Piers and breakwaters narrower than the disk are also filled: the
-    detector rejects them by size (longer than any ship, or wider than a
-    ship's beam) and shape, not here.
+    Piers and breakwaters narrower than ``max_length_m`` are filled too:
+    geometry alone cannot tell a 40 m wide jetty from a 40 m wide hull. The
+    optical detector rejects them by size (longer than any ship, wider than
+    a beam), shape, and by removing thin structures attached to land.
 
     Parameters
     ----------
     water : (H, W) bool ndarray
         Water mask of one scene.
     max_width_m : float
-        Radius of the closing disk in metres (about the beam of the widest
-        ships; Valemax ore carriers are 65 m wide).
+        Radius of the disk closing (about the beam of the widest ships;
+        Valemax ore carriers are 65 m wide).
     pixel_size : float
         Pixel size in metres.
+    max_length_m : float
+        Length of the line closings: the longest berthed hull that is filled.
+    n_directions : int
+        Orientations of the line closings, evenly spaced over 180 degrees.
     min_water_area_m2 : float
         Water components smaller than this are ignored.
     max_enclosed_area_m2 : float
@@ -231,6 +252,10 @@ def fill_berthed_vessels(
     if not body.any():
         return body
     closed = _closing_padded(body, disk(max_width_m / pixel_size)) | body
+    if max_length_m > 0 and n_directions > 0:
+        length_px = max_length_m / pixel_size
+        for angle in np.arange(n_directions) * 180.0 / n_directions:
+            closed |= _closing_padded(body, line_footprint(length_px, angle))
     holes = ndimage.binary_fill_holes(closed) & ~closed
     labels, n = ndimage.label(holes)
     if n:

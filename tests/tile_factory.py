@@ -107,10 +107,11 @@ def s2_bands(grid: Grid, hb: Harbour, ships=(), clouds=(), nodata=(), seed: int 
         img = np.where(hb.land, S2_LAND[b], S2_WATER[b]).astype(np.float32)
         img += rng.normal(0.0, 0.002, shape).astype(np.float32)
         out[b] = img
-    # Yard: per-pixel random container colours (red, blue, white, grey), the
+    # Yard: per-pixel random container colours (red, blue, white, grey; NDWI and NDVI
+    # below 0.15 so that none reads as water or vegetation), the
     # multi-coloured fine texture of stacked containers seen at 10 m.
-    palette = np.array([[0.08, 0.06, 0.20, 0.18, 0.15], [0.18, 0.10, 0.06, 0.14, 0.13],
-                        [0.30, 0.30, 0.30, 0.32, 0.25], [0.10, 0.14, 0.08, 0.15, 0.14]], np.float32)
+    palette = np.array([[0.08, 0.06, 0.20, 0.18, 0.15], [0.16, 0.12, 0.10, 0.125, 0.12],
+                        [0.30, 0.30, 0.30, 0.32, 0.25], [0.12, 0.12, 0.12, 0.13, 0.12]], np.float32)
     pick = rng.integers(0, len(palette), shape)
     for i, b in enumerate(S2_WATER):
         out[b] = np.where(hb.yard, palette[pick, i], out[b]).astype(np.float32)
