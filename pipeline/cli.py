@@ -154,6 +154,7 @@ def detect(
     aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
     sensor: Optional[List[str]] = SensorOpt, data_dir: Path = DataOpt, out_dir: Path = OutOpt,
     force: bool = typer.Option(False, "--force", help="Recompute even what is up to date."),
+    workers: int = typer.Option(0, "--workers", min=0, max=32, help="Detection processes (0: one per CPU, max 8)."),
 ) -> None:
     """Detect vessels and container stacks in the tiles; write per-date GeoJSON and timeseries.csv."""
     def body():
@@ -161,6 +162,8 @@ def detect(
         from .detect import run_detect
 
         opts.force = force
+        if workers:
+            opts.extra["workers"] = workers
         return run_detect(opts)
     _guard(body)
 

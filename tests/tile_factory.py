@@ -82,7 +82,8 @@ class Harbour:
 
 def harbour(grid: Grid) -> Harbour:
     """Land on the top 35 % of the grid, a pier at 60-64 % of the width reaching
-    down to 55 % of the height, a container yard on land, water elsewhere."""
+    down to 55 % of the height, a container yard on land behind the quay, water
+    elsewhere."""
     h, w = grid.height, grid.width
     quay = int(h * 0.35)
     land = np.zeros((h, w), bool)
@@ -91,7 +92,7 @@ def harbour(grid: Grid) -> Harbour:
     pier_end = int(h * 0.55)
     land[quay:pier_end, pier[0]:pier[1]] = True
     yard = np.zeros((h, w), bool)
-    yard[int(h * 0.08):int(h * 0.28), int(w * 0.08):int(w * 0.40)] = True
+    yard[int(h * 0.15):quay - 3, int(w * 0.08):int(w * 0.40)] = True  # behind a 30 m quay apron
     return Harbour(land, yard, quay, pier, pier_end)
 
 
