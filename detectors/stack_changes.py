@@ -3,9 +3,9 @@
 A terminal's stack area is a piecewise-constant signal (a consignment arrives
 or leaves) plus detection noise and partial cloud. Only well-observed dates
 are used; a median filter of width 3 removes isolated outliers (a partly
-cloudy date that slipped through), then binary segmentation (Scott & Knott
-1974; see Truong, Oudre & Vayatis 2020 for a review) splits the series where
-the two-sample mean difference is largest, as long as that difference is
+cloudy date that slipped through), then circular binary segmentation (Olshen et al. 2004, extending the
+binary segmentation of Scott & Knott 1974; see Truong, Oudre & Vayatis 2020
+for a review) splits the series where a step or a pulse differs most in mean, as long as that difference is
 significant against a noise level estimated robustly from the median absolute
 first difference (Hampel 1974; the MAD of first differences equals
 sqrt(2) * sigma for white noise and is hardly affected by a few steps).
@@ -51,25 +51,38 @@ def _noise_sigma(x: np.ndarray) -> float:
 
 
 def _segment(x: np.ndarray, lo: int, hi: int, sigma: float, z: float, min_step: float, min_size: int, out: list) -> None:
-    """Binary segmentation of x[lo:hi]; appends split indices (first index of the right part)."""
+    """Circular binary segmentation of x[lo:hi]; appends split indices (first index of each new part).
+
+    Each pass looks for the arc [i, j) whose mean differs most from the rest of
+    the segment (a single step is the arc that touches an end), so a short
+    pulse (a yard filled, then emptied a few days later) is not diluted over a
+    long flat series as it is in plain binary segmentation.
+    """
     n = hi - lo
     if n < 2 * min_size:
         return
     seg = x[lo:hi]
-    csum = np.cumsum(seg)
-    k = np.arange(min_size, n - min_size + 1)
-    left_mean = csum[k - 1] / k
-    right_mean = (csum[-1] - csum[k - 1]) / (n - k)
-    diff = right_mean - left_mean
-    # Two-sample z statistic of the mean difference.
-    stat = np.abs(diff) * np.sqrt(k * (n - k) / n)
-    best = int(np.argmax(stat))
-    split = int(k[best])
-    if stat[best] < z * max(sigma, 1e-12) or abs(diff[best]) < min_step:
+    csum = np.concatenate([[0.0], np.cumsum(seg)])
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    inside = j - i
+    valid = (inside >= min_size) & (n - inside >= min_size)
+    valid &= (i == 0) | (i >= min_size)
+    valid &= (j == n) | (n - j >= min_size)
+    if not valid.any():
         return
-    out.append(lo + split)
-    _segment(x, lo, lo + split, sigma, z, min_step, min_size, out)
-    _segment(x, lo + split, hi, sigma, z, min_step, min_size, out)
+    sum_in = csum[j] - csum[i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = sum_in / inside - (csum[-1] - sum_in) / (n - inside)
+        stat = np.abs(diff) * np.sqrt(inside * (n - inside) / n)
+    stat = np.where(valid, stat, -np.inf)
+    best_i, best_j = np.unravel_index(int(np.argmax(stat)), stat.shape)
+    if stat[best_i, best_j] < z * max(sigma, 1e-12) or abs(diff[best_i, best_j]) < min_step:
+        return
+    cuts = [c for c in (int(best_i), int(best_j)) if 0 < c < n]
+    out.extend(lo + c for c in cuts)
+    edges = [0, *cuts, n]
+    for a, b in zip(edges[:-1], edges[1:]):
+        _segment(x, lo + a, lo + b, sigma, z, min_step, min_size, out)
 
 
 def detect_stack_changes(
@@ -121,6 +134,9 @@ def detect_stack_changes(
 
     References
     ----------
+    Olshen, A. B., Venkatraman, E. S., Lucito, R., Wigler, M. (2004). Circular
+    binary segmentation for the analysis of array-based DNA copy number data.
+    Biostatistics 5(4).
     Scott, A. J., Knott, M. (1974). A cluster analysis method for grouping
     means in the analysis of variance. Biometrics 30(3).
     Truong, C., Oudre, L., Vayatis, N. (2020). Selective review of offline

@@ -75,3 +75,13 @@ def test_small_step_below_min_change_is_not_reported():
     dates, area, observed = _series(5, steps=[(20, 60.0)], noise_teu=5.0)
     assert detect_stack_changes(dates, area, observed, min_change_teu=100) == []
     assert len(detect_stack_changes(dates, area, observed, min_change_teu=30)) == 1
+
+
+def test_short_pulse_in_a_long_series_is_found():
+    # A yard filled and emptied within a few acquisitions of a 3-month, 2-day series
+    # (plain binary segmentation dilutes such a pulse over the whole series).
+    dates, area, observed = _series(7, n=45, steps=[(20, 300.0), (23, -300.0)], cloudy_every=100)
+    changes = detect_stack_changes(dates, area, observed)
+    assert [c["kind"] for c in changes] == ["increase", "decrease"]
+    assert changes[0]["after_date"] == dates[20] and changes[1]["after_date"] == dates[23]
+    assert changes[0]["delta_teu"][1] == pytest.approx(300, rel=0.2)
