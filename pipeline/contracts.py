@@ -144,7 +144,9 @@ def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str
                 ds.set_band_description(i, n)
             ds.update_tags(sensor=sensor)
         with mem.open() as src, atomic_path(path) as tmp:
-            rio_copy(src, tmp, driver="COG", compress="DEFLATE", predictor=3, blocksize=256,
+            # ZSTD level 1 with the floating-point predictor: 2-5x faster to write and
+            # read than DEFLATE at about the same size; GDAL >= 2.3 (QGIS, rasterio) reads it.
+            rio_copy(src, tmp, driver="COG", compress="ZSTD", level=1, predictor=3, blocksize=512,
                      overviews="AUTO", resampling="average")
 
 

@@ -11,6 +11,7 @@ only after its data passed validation, and a failed tile never stops the others.
 from __future__ import annotations
 
 import logging
+import shutil
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .aoi import Grid
+from .atomic import atomic_path
 from .contracts import item_path, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile
 from .errors import UserError
 from .manifest import DirLock, Manifest, Task
@@ -98,9 +100,15 @@ def _reason(exc: BaseException) -> str:
 
 def fetch_tile(source, plan: TilePlan, grid: Grid, tile: Path) -> None:
     """Download, validate and write one tile and its STAC item; nothing is left on failure."""
-    bands = source.fetch(plan, grid)
-    check_bands(bands, plan.sensor, grid)
-    write_tile(tile, bands, grid, plan.sensor)
+    conforming = getattr(source, "conforming_file", None)
+    src = conforming(plan, grid) if conforming else None
+    if src is not None:
+        with atomic_path(tile) as tmp:
+            shutil.copyfile(src, tmp)
+    else:
+        bands = source.fetch(plan, grid)
+        check_bands(bands, plan.sensor, grid)
+        write_tile(tile, bands, grid, plan.sensor)
     try:
         validate_tile(tile, plan.sensor, grid)
         write_item(tile, sensor=plan.sensor, grid=grid, datetime=plan.datetime, platform=plan.platform,

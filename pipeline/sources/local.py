@@ -25,7 +25,7 @@ import numpy as np
 import rasterio
 
 from ..aoi import AOI, Grid
-from ..contracts import S2, SENSOR_BANDS
+from ..contracts import S2, SENSOR_BANDS, validate_tile
 from ..errors import UserError
 from .common import BandAsset, RetryPolicy, Scene, TilePlan, in_range
 from .stac import band_assets, fetch_scenes
@@ -157,6 +157,28 @@ class LocalSource:
 
     def fetch(self, plan: TilePlan, grid: Grid) -> dict[str, np.ndarray]:
         return fetch_scenes(plan, grid, 30.0, self.policy)
+
+    def conforming_file(self, plan: TilePlan, grid: Grid) -> Path | None:
+        """The source file itself when it already is a contract tile on ``grid``.
+
+        A catalog written by ``berthwatch sample`` (or by an earlier berthwatch run)
+        holds tiles on the AOI grid with the contract's bands; copying their bytes is
+        what re-encoding them would produce, at a fraction of the cost.
+        """
+        if len(plan.scenes) != 1:
+            return None
+        bands = plan.scenes[0].bands
+        hrefs = {b.href for b in bands.values()}
+        if len(hrefs) != 1 or any(b.scale != 1.0 or b.offset != 0.0 for b in bands.values()):
+            return None
+        path = Path(hrefs.pop())
+        if not path.is_file():
+            return None
+        try:
+            validate_tile(path, plan.sensor, grid)
+        except UserError:
+            return None
+        return path
 
 
 __all__ = ["LocalSource", "default_catalog"]
