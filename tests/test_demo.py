@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("berthwatch.pipeline.fetch", reason="fetch stage (pipeline/fetch.py) not written yet")
@@ -27,10 +28,10 @@ from berthwatch.pipeline.contracts import LARGE_VESSEL_M, S1, S2  # noqa: E402
 from berthwatch.pipeline.demo import run_demo  # noqa: E402
 
 #: Acceptance criteria of issue #5 not met yet (measured on the shipped scenario: S1 finds every port call, the
-#: Sentinel-2 chain misses berthed ships on clear dates and the yard area is off by up to 55 %).
+#: Sentinel-2 chain misses berthed ships on clear dates).
 #: Kept as expected failures so they show in every run until the detectors/simulator close the gap.
-KNOWN_GAP = pytest.mark.xfail(strict=False, reason="issue #5 acceptance gap: S2 berthed-vessel and yard-area "
-                              "agreement with the simulated truth below target; see the helper report")
+KNOWN_GAP = pytest.mark.xfail(strict=False, reason="issue #5 acceptance gap: S2 berthed-vessel agreement with "
+                              "the simulated truth below target; see the helper report")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,21 @@ def test_no_port_call_on_a_clear_date_is_missed(demo):
     assert not missed
 
 
-@KNOWN_GAP
+#: Measured on the shipped scenario (generator 1.1.0, detector defaults): Rajin -13..+42 % (4 of 15 clear dates
+#: beyond 15 %: flat asphalt/concrete apron edges and blue-roof edges inside the grown yard patch count as
+#: "textured"), Dunai -11..-57 % (9 of 10: its 0.6-0.7 ha stacks are below the 90 m seed neighbourhood and
+#: 2 ha patch scale of the detector, so one of the two stacks often gets no seed). A median-residual
+#: texture that ignores step edges fixed Rajin (within 18 %) but halved the real sen2ships yard coverage.
+STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin up to +42 %, Dunai "
+                                   "down to -57 % on clear dates (see comment above)")
+#: Truth yard events are pulses of 4-6 days against a 5-day Sentinel-2 revisit, and 100 TEU is 1,176 m2
+#: (about 12 pixels, 3 % of Rajin's stack area, far below the +-15 % area noise): measured 0 steps found
+#: of 30 (Rajin) and 22 (Dunai) net events >= 100 TEU; the truth areas on the same dates give 0 and 1 step.
+YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: yard events >= 100 TEU not resolvable on "
+                                   "this scenario (pulses shorter than two revisits; 100 TEU << area noise)")
+
+
+@STACK_AREA_GAP
 def test_container_area_within_15_percent_on_clear_dates(demo):
     out, _, _ = demo
     errors = []
@@ -100,6 +115,41 @@ def test_container_area_within_15_percent_on_clear_dates(demo):
     assert len(errors) >= 5
     bad = [e for e in errors if abs(e[2]) > 0.15]
     assert not bad, f"(aoi, date, relative error) beyond 15 %: {bad}"
+
+
+def _net_yard_events(out: Path) -> dict[str, dict[str, float]]:
+    events = json.loads((out / "sample" / "truth" / "events.json").read_text())
+    net: dict[str, dict[str, float]] = {}
+    for e in events["yard_events"]:
+        per_aoi = net.setdefault(e["aoi"], {})
+        per_aoi[e["date"]] = per_aoi.get(e["date"], 0.0) + e["teu"]
+    return net
+
+
+@YARD_EVENT_GAP
+def test_every_yard_event_of_100_teu_is_bracketed(demo):
+    from berthwatch.detectors.stack_changes import detect_stack_changes
+
+    out, _, _ = demo
+    missed = []
+    for aoi, net in _net_yard_events(out).items():
+        dates, area, observed = [], [], []
+        for det in sorted((out / "detections" / aoi).glob("*.geojson")):
+            s = json.loads(det.read_text())["features"][0]["properties"]
+            if s.get("container_stack_area_m2") is None or S2 not in s.get("clear_fraction", {}):
+                continue
+            dates.append(s["date"])
+            area.append(s["container_stack_area_m2"])
+            observed.append(s["clear_fraction"][S2])
+        steps = detect_stack_changes(dates, area, observed)
+        for date, teu in net.items():
+            if abs(teu) < 100:
+                continue
+            day = np.datetime64(date)
+            kind = "increase" if teu > 0 else "decrease"
+            if not any(st["kind"] == kind and st["before_date"] < day <= st["after_date"] for st in steps):
+                missed.append((aoi, date, teu))
+    assert not missed, f"(aoi, date, net TEU) without a bracketing step: {missed}"
 
 
 def test_second_run_is_incremental(demo):
