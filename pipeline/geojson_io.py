@@ -98,4 +98,8 @@ def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...] = TIMESERIE
     w.writeheader()
     for row in rows:
         w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    write_text_atomic(path, buf.getvalue())
+    text = buf.getvalue()
+    # Rebuilt on every run: leave an unchanged file alone so its mtime says when it last changed.
+    if Path(path).is_file() and Path(path).read_text(encoding="utf-8") == text:
+        return
+    write_text_atomic(path, text)

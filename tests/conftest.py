@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,20 @@ def dataset_dir(name: str) -> Path:
 @pytest.fixture
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, Path, float]:
+    """One `berthwatch demo` run shared by the tests: (out dir, report path, seconds)."""
+    from berthwatch.pipeline.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    t0 = time.perf_counter()
+    report = run_demo(None, out)
+    return out, report, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="session")
+def demo_out(demo_run) -> Path:
+    """Output folder of `berthwatch demo` (sample, fetch, detect, report on simulated data)."""
+    return demo_run[0]

@@ -25,16 +25,6 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
 
 
-@pytest.fixture(scope="session")
-def demo_out(tmp_path_factory) -> Path:
-    """Output folder of `berthwatch demo` (sample, fetch, detect, report on simulated data)."""
-    from berthwatch.pipeline.demo import run_demo
-
-    out = tmp_path_factory.mktemp("demo")
-    run_demo(None, out)
-    return out
-
-
 def _execute(path: Path, env: dict, monkeypatch) -> "nbformat.NotebookNode":
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
