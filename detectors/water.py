@@ -5,7 +5,7 @@ Water is mapped with the Normalised Difference Water Index (NDWI, McFeeters
 (MNDWI, Xu 2006). A reference mask built from a time series counts a pixel as
 water when it is water on most clear dates, so a ship that is berthed on some
 dates does not turn its berth into land. For a single scene,
-:func:`fill_berthed_vessels` closes vessel-sized bays of the water body.
+:func:`sea_domain` closes vessel-sized bays of the water body.
 
 References
 ----------
@@ -55,26 +55,50 @@ def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def dark_object_offsets(
+    nir: np.ndarray, swir: np.ndarray | None, valid: np.ndarray, percentile: float = 0.5
+) -> tuple[float, float]:
+    """Haze offsets of NIR and SWIR by dark-object subtraction (Chavez 1988).
+
+    Clear water reflects almost nothing in B08 and B11, so the darkest pixels
+    of a scene with water measure the additive path radiance of haze there.
+    The NIR offset is also subtracted from green: haze is at least as strong
+    at shorter wavelengths, so this never removes water's own green signal.
+    Offsets are capped at 0.2 so a scene without water is left unchanged.
+    """
+    def offset(band):
+        vals = band[valid]
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            return 0.0
+        return float(np.clip(np.percentile(vals, percentile), 0.0, 0.2))
+
+    return offset(nir), (offset(swir) if swir is not None else 0.0)
+
+
 def water_mask_optical(
     green: np.ndarray,
     nir: np.ndarray,
     swir: np.ndarray | None = None,
     scl: np.ndarray | None = None,
     ndwi_threshold: float = 0.0,
-    mndwi_threshold: float = -0.1,
+    mndwi_threshold: float = 0.0,
     snow_valid: bool = False,
+    dark_object_percentile: float | None = 0.5,
+    dark_water_reflectance: float = 0.04,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Water and valid-observation masks of one Sentinel-2 scene.
 
-    A pixel is water when NDWI = (G - NIR) / (G + NIR) exceeds
-    ``ndwi_threshold`` (McFeeters 1996) and, when ``swir`` is given,
-    MNDWI = (G - SWIR) / (G + SWIR) exceeds ``mndwi_threshold`` (Xu 2006).
-    The NDWI threshold of 0 is McFeeters' physical boundary (water absorbs
-    NIR more than green); it holds in hazy scenes where open water sits at
-    NDWI 0.05-0.1 while vessels, quays and vegetation are below 0. The MNDWI
-    test is lenient (-0.1) because its job is only to reject bright built-up
-    surfaces and snow that NDWI alone lets through; glint lowers MNDWI of
-    clean water to about 0.
+    Reflectances are first corrected for haze by dark-object subtraction
+    (Chavez 1988, :func:`dark_object_offsets`). A pixel is then water when
+    NDWI = (G - NIR) / (G + NIR) exceeds ``ndwi_threshold`` (McFeeters 1996)
+    and, when ``swir`` is given, MNDWI = (G - SWIR) / (G + SWIR) exceeds
+    ``mndwi_threshold`` (Xu 2006); or when it is dark in both NIR and SWIR
+    (below ``dark_water_reflectance`` after the haze correction). The second
+    rule keeps sheltered harbour water whose green signal drowns in haze
+    (sen2ships Algiers: water at NDWI 0, MNDWI -0.04, but NIR and SWIR within
+    0.01 of the darkest pixels), while land, quays and hulls reflect more
+    than 0.05 in both bands.
 
     Parameters
     ----------
@@ -88,34 +112,50 @@ def water_mask_optical(
         invalid; 11 (snow/ice) is invalid unless ``snow_valid`` because sea
         ice and snow hide whether a berth is occupied.
     ndwi_threshold, mndwi_threshold : float
-        Index thresholds (dimensionless).
+        Index thresholds (dimensionless), applied after haze correction.
     snow_valid : bool
         Treat SCL snow/ice as a valid observation.
+    dark_object_percentile : float or None
+        Percentile of valid pixels taken as the haze offset; None disables
+        the haze correction.
+    dark_water_reflectance : float
+        NIR and SWIR reflectance (after haze correction) below which a pixel
+        is water whatever its indices; 0 disables the rule.
 
     Returns
     -------
     water, valid : (H, W) bool ndarray
         ``water`` is False wherever ``valid`` is False.
+
+    References
+    ----------
+    Chavez, P. S. (1988). An improved dark-object subtraction technique for
+    atmospheric scattering correction of multispectral data. Remote Sensing
+    of Environment, 24(3), 459-479.
     """
     green = np.asarray(green, dtype=np.float32)
     nir = np.asarray(nir, dtype=np.float32)
-    valid = np.isfinite(green) & np.isfinite(nir) & (green > 0) & (nir > 0)
-    # NIR over clean deep water can reach exactly 0 after atmospheric
-    # correction; only treat it as nodata when green is also 0.
-    valid |= np.isfinite(green) & np.isfinite(nir) & (green > 0) & (nir == 0)
-    ndwi = normalized_difference(green, nir)
-    with np.errstate(invalid="ignore"):
-        water = ndwi > ndwi_threshold
+    valid = np.isfinite(green) & np.isfinite(nir) & (green > 0) & (nir >= 0)
     if swir is not None:
         swir = np.asarray(swir, dtype=np.float32)
         valid &= np.isfinite(swir)
-        mndwi = normalized_difference(green, swir)
-        with np.errstate(invalid="ignore"):
-            water &= mndwi > mndwi_threshold
     if scl is not None:
         scl = np.asarray(scl)
         bad = list(SCL_INVALID) + ([] if snow_valid else [SCL_SNOW_ICE])
         valid &= ~np.isin(scl, bad)
+    d_nir, d_swir = (0.0, 0.0)
+    if dark_object_percentile is not None and valid.any():
+        d_nir, d_swir = dark_object_offsets(nir, swir, valid, dark_object_percentile)
+    g, n = green - d_nir, nir - d_nir
+    ndwi = normalized_difference(np.maximum(g, 0), np.maximum(n, 0))
+    with np.errstate(invalid="ignore"):
+        water = ndwi > ndwi_threshold
+        if swir is not None:
+            s = swir - d_swir
+            mndwi = normalized_difference(np.maximum(g, 0), np.maximum(s, 0))
+            water &= mndwi > mndwi_threshold
+            if dark_water_reflectance > 0:
+                water |= (n < dark_water_reflectance) & (s < dark_water_reflectance)
     water &= valid
     return water, valid
 
@@ -161,15 +201,6 @@ def disk(radius_px: float) -> np.ndarray:
     return (xx * xx + yy * yy) <= radius_px * radius_px + 1e-9
 
 
-def _closing_padded(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    # Pad by replicating the edge so the image border neither creates nor
-    # erases water (scipy's default border would erode the closing there).
-    r = max(structure.shape) // 2 + 1
-    padded = np.pad(mask, r, mode="edge")
-    closed = ndimage.binary_closing(padded, structure=structure)
-    return closed[r:-r, r:-r]
-
-
 def water_body(
     water: np.ndarray, pixel_size: float = 10.0, min_area_m2: float = 50_000.0
 ) -> np.ndarray:
@@ -183,79 +214,71 @@ def water_body(
     return keep[labels]
 
 
-def line_footprint(length_px: float, angle_deg: float) -> np.ndarray:
-    """Boolean line structuring element (Bresenham-like sampling), odd size."""
-    half = max(int(np.ceil(length_px / 2.0)), 1)
-    t = np.linspace(-length_px / 2.0, length_px / 2.0, int(4 * length_px) + 3)
-    a = np.radians(angle_deg)
-    rr = np.round(-t * np.cos(a)).astype(int) + half
-    cc = np.round(t * np.sin(a)).astype(int) + half
-    fp = np.zeros((2 * half + 1, 2 * half + 1), bool)
-    fp[rr, cc] = True
-    return fp
-
-
-def fill_berthed_vessels(
+def sea_domain(
     water: np.ndarray,
-    max_width_m: float = 60.0,
+    close_radius_m: float = 60.0,
     pixel_size: float = 10.0,
-    max_length_m: float = 300.0,
-    n_directions: int = 8,
     min_water_area_m2: float = 50_000.0,
     max_enclosed_area_m2: float = 40_000.0,
+    max_length_m: float = 300.0,
 ) -> np.ndarray:
-    """Single-scene sea domain: the water body with vessel-shaped gaps filled.
+    """Single-scene sea domain: the water body with vessel-sized gaps closed.
 
-    A ship alongside a straight quay is, in a water mask, a bump of the shore
-    one beam deep and one ship long. A disk closing of radius ``max_width_m``
-    (Soille 2003) fills short bumps and the gaps between ships moored side by
-    side, but not a 200 m hull along a quay (a disk fits inside it from the
-    land side). The hull does have water at both ends along its axis, so the
-    union of closings with line segments of length ``max_length_m`` in
-    ``n_directions`` orientations (directional closing, Soille 2003 ch. 8)
-    fills it, while land wider than ``max_length_m`` in every direction, and
-    straight quay faces, stay untouched. Holes enclosed by water (vessels at
-    anchor) are filled when smaller than ``max_enclosed_area_m2``; larger
-    islands stay land.
-
-    Piers and breakwaters narrower than ``max_length_m`` are filled too:
-    geometry alone cannot tell a 40 m wide jetty from a 40 m wide hull. The
-    optical detector rejects them by size (longer than any ship, wider than
-    a beam), shape, and by removing thin structures attached to land.
+    A ship alongside a quay is, in a water mask, a bump of the shore one beam
+    deep. A closing of the water body with a disk of radius
+    ``close_radius_m`` (Soille 2003) removes every land structure thinner
+    than the disk's diameter that sticks out into the water: hulls of any
+    length up to a beam of ``2 * close_radius_m``, ships moored side by side,
+    but also piers and breakwaters of that width. Telling these apart is left
+    to the object classifier. Enclosed non-water holes up to
+    ``max_enclosed_area_m2`` (ships at anchor) are filled too. The closing
+    is computed with two Euclidean distance transforms (O(pixels) whatever
+    the radius).
 
     Parameters
     ----------
     water : (H, W) bool ndarray
         Water mask of one scene.
-    max_width_m : float
-        Radius of the disk closing (about the beam of the widest ships;
-        Valemax ore carriers are 65 m wide).
+    close_radius_m : float
+        Disk radius in metres.
     pixel_size : float
         Pixel size in metres.
-    max_length_m : float
-        Length of the line closings: the longest berthed hull that is filled.
-    n_directions : int
-        Orientations of the line closings, evenly spaced over 180 degrees.
     min_water_area_m2 : float
-        Water components smaller than this are ignored.
+        Water components smaller than this (ponds, shadows) are not sea.
     max_enclosed_area_m2 : float
-        Largest enclosed non-water hole filled (400 m x 65 m is 26 000 m2).
+        Largest enclosed hole filled (400 m x 65 m is 26 000 m2).
+    max_length_m : float
+        Longest berthed hull filled by the row and column closings.
 
     Returns
     -------
     (H, W) bool ndarray
-        Water plus filled vessel gaps. ``result & ~water`` are candidate
-        vessel pixels.
+        ``result & ~water`` are candidate vessel pixels.
     """
     water = np.asarray(water, dtype=bool)
     body = water_body(water, pixel_size, min_water_area_m2)
     if not body.any():
         return body
-    closed = _closing_padded(body, disk(max_width_m / pixel_size)) | body
-    if max_length_m > 0 and n_directions > 0:
-        length_px = max_length_m / pixel_size
-        for angle in np.arange(n_directions) * 180.0 / n_directions:
-            closed |= _closing_padded(body, line_footprint(length_px, angle))
+    r = close_radius_m / pixel_size
+    if r > 0:
+        dilated = ndimage.distance_transform_edt(~body) <= r
+        # Edge padding: the image border neither creates nor erases water.
+        padded = np.pad(dilated, 1, mode="edge")
+        closed = ndimage.distance_transform_edt(padded)[1:-1, 1:-1] > r
+        closed |= body
+    else:
+        closed = body.copy()
+    # A hull alongside a straight quay is wider than the disk can bridge from
+    # the land side, but has water at both ends along the quay: 1-D closings
+    # along rows and columns (van Herk / Gil-Werman running extrema,
+    # O(pixels) whatever the length) fill it, and land longer than
+    # ``max_length_m`` in both axes stays land.
+    n = int(round(max_length_m / pixel_size)) | 1
+    if n > 1:
+        body8 = body.astype(np.uint8)
+        for axis in (0, 1):
+            dil = ndimage.maximum_filter1d(body8, n, axis=axis, mode="nearest")
+            closed |= ndimage.minimum_filter1d(dil, n, axis=axis, mode="nearest").astype(bool)
     holes = ndimage.binary_fill_holes(closed) & ~closed
     labels, n = ndimage.label(holes)
     if n:
@@ -265,3 +288,14 @@ def fill_berthed_vessels(
         small[0] = False
         closed |= small[labels]
     return closed
+
+
+def fill_berthed_vessels(
+    water: np.ndarray,
+    max_width_m: float = 60.0,
+    pixel_size: float = 10.0,
+    min_water_area_m2: float = 50_000.0,
+    max_enclosed_area_m2: float = 40_000.0,
+) -> np.ndarray:
+    """Compatibility name of :func:`sea_domain` (``max_width_m`` = closing radius)."""
+    return sea_domain(water, max_width_m, pixel_size, min_water_area_m2, max_enclosed_area_m2)

@@ -1,0 +1,78 @@
+"""Regression floor of the optical detector on real sen2ships port scenes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from berthwatch.detectors import optical
+from berthwatch.pipeline.validation.sen2ships import (
+    CROSS_VALIDATION,
+    cross_validate_sen2ships,
+    fit_boosted_trees,
+    format_metrics_table,
+    match,
+    validate_sen2ships,
+)
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sen2ships"
+# Three ports keep the test to ~20 s; the CLI runs all eight.
+PORTS = ("algiers", "durban", "gdynia")
+
+
+def test_match_is_one_to_one_within_grown_box():
+    boxes = np.array([[10, 10, 4, 10], [30, 30, 4, 4]], float)
+    dets = np.array([[12, 15], [12.5, 16], [34.5, 32], [80, 80]], float)  # (col, row)
+    pairs = match(dets, boxes, margin_px=1.0)
+    assert sorted(j for _, j in pairs) == [0, 1]
+    assert len(pairs) == 2 and all(i != 3 for i, _ in pairs)
+    assert match(np.array([[36.1, 32]]), boxes, margin_px=1.0) == []
+
+
+def test_boosted_trees_learn_an_interaction_and_match_detector_format():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 1, (600, len(optical.FEATURE_NAMES)))
+    # Vessel only when feature 0 AND feature 3 are high: needs depth 2.
+    y = ((X[:, 0] > 0.5) & (X[:, 3] > 0.5)).astype(int)
+    base, trees = fit_boosted_trees(X, y, rounds=20)
+    assert trees.shape == (20, 10)
+    prob = optical.vessel_probability(X, trees, base)
+    assert ((prob >= 0.5) == y.astype(bool)).mean() > 0.95
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"sen2ships data not found at {DATA} (lay shared/ beside the clone)")
+def test_sen2ships_regression_floor(tmp_path):
+    subset = tmp_path / "sen2ships"
+    subset.mkdir()
+    for port in PORTS:
+        (subset / port).symlink_to(DATA / port, target_is_directory=True)
+    out = tmp_path / "out"
+    metrics = validate_sen2ships(subset, out)
+    assert set(metrics["scenes"]) == set(PORTS)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert all((out / f"{p}.png").stat().st_size > 10_000 for p in PORTS)
+    assert not list(out.glob(".*tmp*"))
+    overall = metrics["overall"]
+    print(format_metrics_table(metrics))
+    # Floor at the level measured when written (in-sample on these three
+    # ports: P 0.56, R 0.58, F1 0.57; all 8 ports P 0.46 R 0.44 F1 0.45;
+    # leave-one-port-out F1 0.30): far below the F1 0.85 target, guards
+    # regressions.
+    assert overall["precision"] >= 0.5
+    assert overall["recall"] >= 0.45
+    assert overall["f1"] >= 0.48
+    assert metrics["cross_validation"]["f1"] <= overall["f1"]
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"sen2ships data not found at {DATA} (lay shared/ beside the clone)")
+def test_cross_validation_reproduces_the_documented_table_and_scores():
+    result = cross_validate_sen2ships(DATA)
+    # The detector's constants are the table fitted on all eight ports.
+    assert result["trees"].shape == optical.TREES.shape
+    assert np.allclose(result["trees"], optical.TREES, rtol=1e-4, atol=1e-4)
+    assert abs(result["base_log_odds"] - optical.BASE_LOG_ODDS) < 1e-5
+    documented = CROSS_VALIDATION
+    for key in ("precision", "recall", "f1"):
+        assert abs(result["overall"][key] - documented[key]) <= 0.01
+    assert abs(result["candidate_recall_bound"] - documented["candidate_recall_bound"]) <= 0.01
