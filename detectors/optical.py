@@ -71,6 +71,7 @@ DEFAULTS = dict(
     ndwi_threshold=0.0,
     mndwi_threshold=0.0,
     dark_water_reflectance=0.04,
+    cloud_buffer_m=90.0,  # see detectors.water.water_mask_optical
     fill_radius_m=60.0,
     min_water_area_m2=50_000.0,
     max_enclosed_area_m2=40_000.0,
@@ -266,7 +267,8 @@ def candidate_objects(
     swir = b.get("B11")
     water, valid = water_mask_optical(
         b["B03"], b["B08"], swir, scl, p["ndwi_threshold"], p["mndwi_threshold"],
-        dark_water_reflectance=p["dark_water_reflectance"],
+        dark_water_reflectance=p["dark_water_reflectance"], cloud_buffer_m=p["cloud_buffer_m"],
+        pixel_size=pixel_size,
     )
     for k in ("B02", "B04"):
         valid &= np.isfinite(b[k]) & (b[k] > 0)
@@ -306,6 +308,15 @@ def candidate_objects(
     bg_vis = (bg_band["B02"] + bg_band["B03"] + bg_band["B04"]) / 3.0
     salient = (anomaly > p["anomaly_k"]) & (contrast_abs > p["min_contrast"])
     candidates = domain & valid & (~water | salient)
+    if reference_water is not None:
+        # A hull moored a few metres off a quay shares its quay-side pixels with
+        # the concrete: those mixed pixels are never water, so the reference
+        # calls them land. Grow objects found on the usual water by that one
+        # pixel of fringe, so a berthed hull keeps its full beam and length;
+        # an empty quay has no object to grow from.
+        fringe = ndimage.binary_dilation(domain, structure=np.ones((3, 3), bool)) & ~domain & valid & ~water
+        candidates |= ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool)) & fringe
+        domain = domain | fringe
     if p["sliver_width_m"] > 0:
         # Mixed water/land pixels along natural shores form thin slivers
         # of the closed domain: near land, an opening removes structures

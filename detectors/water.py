@@ -86,6 +86,8 @@ def water_mask_optical(
     snow_valid: bool = False,
     dark_object_percentile: float | None = 0.5,
     dark_water_reflectance: float = 0.04,
+    cloud_buffer_m: float = 90.0,
+    pixel_size: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Water and valid-observation masks of one Sentinel-2 scene.
 
@@ -115,6 +117,14 @@ def water_mask_optical(
         Index thresholds (dimensionless), applied after haze correction.
     snow_valid : bool
         Treat SCL snow/ice as a valid observation.
+    cloud_buffer_m : float
+        Cloud and cloud-shadow pixels of the SCL are grown by this distance
+        (default 90 m) before they are taken out: the semi-transparent edges
+        of clouds escape the classification and look like bright objects on
+        water. 90 m is Fmask's dilation of 3 Landsat pixels (Zhu & Woodcock
+        2012, Remote Sensing of Environment 118).
+    pixel_size : float
+        Pixel size in metres, for ``cloud_buffer_m``.
     dark_object_percentile : float or None
         Percentile of valid pixels taken as the haze offset; None disables
         the haze correction.
@@ -143,6 +153,11 @@ def water_mask_optical(
         scl = np.asarray(scl)
         bad = list(SCL_INVALID) + ([] if snow_valid else [SCL_SNOW_ICE])
         valid &= ~np.isin(scl, bad)
+        radius = int(round(cloud_buffer_m / pixel_size))
+        if radius > 0:
+            cloudy = np.isin(scl, (SCL_CLOUD_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_THIN_CIRRUS))
+            if cloudy.any():
+                valid &= ~ndimage.binary_dilation(cloudy, structure=disk(radius))
     d_nir, d_swir = (0.0, 0.0)
     if dark_object_percentile is not None and valid.any():
         d_nir, d_swir = dark_object_offsets(nir, swir, valid, dark_object_percentile)

@@ -26,13 +26,6 @@ pytest.importorskip("berthwatch.pipeline.report", reason="report stage (pipeline
 from berthwatch.pipeline.contracts import LARGE_VESSEL_M, S1, S2  # noqa: E402
 from berthwatch.pipeline.demo import run_demo  # noqa: E402
 
-#: Acceptance criteria of issue #5 not met yet (measured on the shipped scenario: S1 finds every port call, the
-#: Sentinel-2 chain misses berthed ships on clear dates).
-#: Kept as expected failures so they show in every run until the detectors/simulator close the gap.
-KNOWN_GAP = pytest.mark.xfail(strict=False, reason="issue #5 acceptance gap: S2 berthed-vessel agreement with "
-                              "the simulated truth below target; see the helper report")
-
-
 @pytest.fixture(scope="module")
 def demo(demo_run) -> tuple[Path, Path, float]:
     return demo_run
@@ -66,7 +59,6 @@ def test_demo_writes_a_report_marked_simulated(demo):
     assert rows and all(r.split(",")[col] == "true" for r in rows)
 
 
-@KNOWN_GAP
 def test_large_vessels_at_berth_match_truth_on_clear_dates(demo):
     out, _, _ = demo
     clear = [(t, d) for t, d in _pairs(out) if _clear(t)]
@@ -77,7 +69,6 @@ def test_large_vessels_at_berth_match_truth_on_clear_dates(demo):
     assert sum(agree) / len(agree) >= 0.95, f"disagreements (aoi, date, truth, detected): {misses}"
 
 
-@KNOWN_GAP
 def test_no_port_call_on_a_clear_date_is_missed(demo):
     out, _, _ = demo
     missed = [(t["aoi"], t["date"]) for t, d in _pairs(out)

@@ -33,11 +33,23 @@ def test_ndwi_separates_water_land_and_nodata():
 def test_scl_clouds_shadow_defective_are_invalid():
     green, nir, swir = _scene(4, 4)
     scl = np.array([[6, 8, 9, 10], [3, 1, 0, 11], [6, 6, 6, 6], [6, 6, 6, 6]])
-    water, valid = water_mask_optical(green, nir, swir, scl=scl)
+    water, valid = water_mask_optical(green, nir, swir, scl=scl, cloud_buffer_m=0)
     assert valid[0, 0] and water[0, 0]
     assert not valid[0, 1:].any() and not valid[1, :].any()
-    _, valid_snow = water_mask_optical(green, nir, swir, scl=scl, snow_valid=True)
+    _, valid_snow = water_mask_optical(green, nir, swir, scl=scl, snow_valid=True, cloud_buffer_m=0)
     assert valid_snow[1, 3]
+
+
+def test_cloud_edges_are_buffered_but_nodata_is_not():
+    green, nir, swir = _scene(40, 40)
+    scl = np.full((40, 40), 6)
+    scl[18:22, 18:22] = 9  # a small cloud
+    scl[0:2, :] = 0  # a no-data edge
+    _, valid = water_mask_optical(green, nir, swir, scl=scl, cloud_buffer_m=90.0, pixel_size=10.0)
+    # 9 px (90 m) around the cloud are out; just beyond them the water is seen
+    assert not valid[20, 20 + 2 + 9 - 1] and valid[20, 20 + 2 + 9 + 1]
+    # the no-data edge is not grown
+    assert not valid[1, 5] and valid[2, 5]
 
 
 def test_mndwi_rejects_bright_swir_surface():
