@@ -112,10 +112,12 @@ def merge_sensor_duplicates(
     drift) and the longer length is at most ``max_length_ratio`` times the
     shorter.
 
-    The merged record keeps the outline and measurements of the
+    The merged record keeps the outline, heading and position of the
     **Sentinel-2** detection when one of the pair is optical: 10 m optical
     pixels outline the hull, while SAR outlines are inflated by sidelobes
-    and layover. For two detections of the same sensor the higher score
+    and layover. Its length and width are the means of the two sensors'
+    measurements (two independent estimates of one hull; either may lose
+    part of a hull). For two detections of the same sensor the higher score
     wins. ``score`` is the larger of the two, ``at_berth`` is True when
     either is, and ``attributes['sensors']`` lists both sensors;
     ``attributes['merged_from']`` keeps the other record's sensor,
@@ -181,8 +183,13 @@ def _merge_pair(p, s):
         "sensors": sensors,
         "merged_from": {"sensor": other.sensor, "x": other.x, "y": other.y, "length_m": other.length_m},
     }
+    mixed = keep.sensor != other.sensor
     return dataclasses.replace(
         keep,
+        # Two independent measurements of one hull: their mean. A hull partly lost
+        # against the water or the quay in one image is measured short there.
+        length_m=(keep.length_m + other.length_m) / 2 if mixed else keep.length_m,
+        width_m=(keep.width_m + other.width_m) / 2 if mixed else keep.width_m,
         score=max(keep.score, other.score),
         at_berth=keep.at_berth or other.at_berth,
         attributes=attrs,

@@ -72,6 +72,7 @@ DEFAULTS = dict(
     mndwi_threshold=0.0,
     dark_water_reflectance=0.04,
     cloud_buffer_m=90.0,  # see detectors.water.water_mask_optical
+    fringe_min_hull_m=40.0,  # reference mode: hull run that may claim the quay-side mixed pixels
     fill_radius_m=60.0,
     min_water_area_m2=50_000.0,
     max_enclosed_area_m2=40_000.0,
@@ -315,7 +316,18 @@ def candidate_objects(
         # pixel of fringe, so a berthed hull keeps its full beam and length;
         # an empty quay has no object to grow from.
         fringe = ndimage.binary_dilation(domain, structure=np.ones((3, 3), bool)) & ~domain & valid & ~water
-        candidates |= ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool)) & fringe
+        # Grow only from hull runs of at least ``fringe_min_hull_m`` (8-connected): single
+        # mixed pixels along a natural shore are no hull, and growing them would turn the
+        # whole coastline into two-pixel "boats".
+        hull = candidates & ~water
+        lab, n_hull = ndimage.label(hull, structure=np.ones((3, 3), bool))
+        if n_hull:
+            size = np.bincount(lab.ravel(), minlength=n_hull + 1)
+            min_px = max(int(np.ceil(p["fringe_min_hull_m"] / pixel_size)), 1)
+            big = size >= min_px
+            big[0] = False
+            seeds = big[lab]
+            candidates |= ndimage.binary_dilation(seeds, structure=np.ones((3, 3), bool)) & fringe
         domain = domain | fringe
     if p["sliver_width_m"] > 0:
         # Mixed water/land pixels along natural shores form thin slivers

@@ -22,9 +22,12 @@ the rest of a port city at 10 m is, in order of strength:
 The detector takes colour-textured, spectrally flat seed blocks, grows them
 over the connected flat surface by at most ``grow_m`` (the yard interior that
 is grey-brown at 10 m), and keeps patches above a minimum area that come
-within ``max_quay_distance_m`` of water. Every step is a vectorised array
-operation (uniform filters, binary morphology, labelling): O(pixels), the
-bounded geodesic growth O(pixels x grow_m / pixel_size).
+within ``max_quay_distance_m`` of water. Inside a patch the stacks are its
+textured pixels, less strong grey steps (the edge between the yard floor and
+a concrete apron or a roof is textured too, but without hue change). Every
+step is a vectorised array operation (uniform filters, binary morphology,
+labelling): O(pixels), the bounded geodesic growth O(pixels x grow_m /
+pixel_size).
 """
 
 from __future__ import annotations
@@ -162,6 +165,8 @@ def detect_container_stacks(
     min_colour_share: float = 0.5,
     min_seed_fraction: float = 0.5,
     min_stack_texture: float = 0.05,
+    max_grey_edge_texture: float = 0.35,
+    seed_window_m: float = 70.0,
     grow_m: float = 150.0,
     opening_radius_m: float = 10.0,
     min_area_m2: float = 20000.0,
@@ -217,7 +222,14 @@ def detect_container_stacks(
         vary in hue, roofs/streets/shadows mostly in brightness. Also applied
         to the mean over each final patch.
     min_seed_fraction : float
-        Share of multi-coloured pixels in the neighbourhood that makes a seed.
+        Share of multi-coloured pixels in the ``seed_window_m`` window that
+        makes a seed.
+    seed_window_m : float
+        Side of the square window of the seed test, m. A block must fill most
+        of it, so it is kept below the smallest block to be found (single
+        blocks of 80-90 m, e.g. a ~90 m row of boxes): in the 90 m spectral
+        neighbourhood such a block, less its rim, barely reaches half the
+        window. 70 m raised the yard coverage of all sen2ships ports.
     grow_m : float
         Largest distance a seed grows over the connected flat surface, m
         (the grey-brown yard interior between colourful blocks).
@@ -227,6 +239,13 @@ def detect_container_stacks(
         and empty slots are not. The texture window spreads a block by half a
         window into the lanes around it, so the textured set is eroded by
         that half window first.
+    max_grey_edge_texture : float
+        A textured pixel is dropped as the boundary of two plain surfaces
+        (asphalt yard floor / concrete apron, roof / shadow) when its relative
+        brightness texture exceeds this while its colour texture stays below
+        ``min_colour_share`` times it. 0.35 is a contrast above about 2.5:1
+        inside 30 m; boxes of different paint that contrast that much also
+        differ in hue.
     opening_radius_m : float
         Radius of the opening of the flat surface: removes roads and quay
         edges narrower than ``2 * opening_radius_m``.
@@ -328,7 +347,8 @@ def detect_container_stacks(
     colour_tex = np.sqrt(masked_var(rg) + masked_var(yb)) / local_b
     bright_tex = np.sqrt(masked_var(visible)) / local_b
     colourful = searchable & (colour_tex > min_colour_texture) & (colour_tex > min_colour_share * bright_tex)
-    seeds = surface & (masked_mean(colourful.astype(np.float32), n_neigh) > min_seed_fraction)
+    n_seed = _odd_window(seed_window_m, pixel_size)
+    seeds = surface & (masked_mean(colourful.astype(np.float32), n_seed) > min_seed_fraction)
 
     steps = int(round(grow_m / pixel_size))
     mask = seeds
@@ -355,7 +375,10 @@ def detect_container_stacks(
         textured = (bright_tex > min_stack_texture) | (colour_tex > min_colour_texture)
         if n_tex > 1:
             textured = ndimage.binary_erosion(textured, structure=_disk(n_tex // 2), border_value=1)
-        mask = keep[labels] & textured
+        # Applied after the erosion: removing an edge pixel first would let the
+        # erosion eat its stack neighbours too.
+        grey_edge = (bright_tex > max_grey_edge_texture) & (colour_tex < min_colour_share * bright_tex)
+        mask = keep[labels] & textured & ~grey_edge
         labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
 
     stacks: list[ContainerStack] = []

@@ -153,6 +153,7 @@ def test_merge_sensor_duplicates_keeps_optical_outline():
     merged = merge_sensor_duplicates(s1, s2, max_distance_m=100.0)
     assert len(merged) == 4  # one pair; the 100 vs 400 m pair is rejected on length
     pair = merged[0]
-    assert pair.sensor == "sentinel-2-l2a" and pair.length_m == 200
+    assert pair.sensor == "sentinel-2-l2a" and (pair.x, pair.y) == (0, 0)  # S2 outline and position
+    assert pair.length_m == (200 + 230) / 2  # mean of the two measurements
     assert pair.attributes["sensors"] == ["sentinel-2-l2a", "sentinel-1-grd"]
     assert pair.score == 0.95
