@@ -137,10 +137,12 @@ def fetch(
     orbit: Optional[str] = typer.Option(None, "--orbit", help="S1 orbit direction: ascending or descending."),
     workers: int = typer.Option(4, "--workers", min=1, max=32, help="Concurrent downloads."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List scenes and estimated processing units only."),
+    force: bool = typer.Option(False, "--force", help="Fetch again even the tiles that are up to date."),
 ) -> None:
     """Download tiles over each AOI for the date range."""
     def body():
         opts = _options(aoi, start, end, sensor, data_dir, Path("out"), source, require_dates=source != "local")
+        opts.force = force
         from .fetch import FetchSettings, run_fetch
 
         settings = FetchSettings(endpoint=endpoint, catalog=catalog, stac_api=stac_api, max_cloud=max_cloud,
