@@ -14,7 +14,6 @@ import math
 import shapely
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from affine import Affine
@@ -24,6 +23,7 @@ from shapely.geometry.polygon import orient
 from shapely.validation import explain_validity
 
 from .errors import UsageError, UserError
+from .shipped import shipped_dir
 
 ROLES = ("origin", "destination", "other")
 ZONES = ("berth", "yard", "anchorage")
@@ -211,7 +211,7 @@ def load_aoi(path: Path | str) -> AOI:
 
 
 def builtin_aoi_dir() -> Path:
-    return Path(str(resources.files("berthwatch.aois")))
+    return shipped_dir("berthwatch.aois")
 
 
 def available_aois(extra_dirs: list[Path] | None = None) -> dict[str, AOI]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .errors import UserError
+from .shipped import resolve_shipped, shipped_dir
 
 RELATIONS = ("at_least", "at_most", "about", "exactly")
 UNITS = ("containers", "teu")
@@ -140,16 +140,9 @@ def load_claim(path: Path | str) -> Claim:
 
 
 def builtin_claim_dir() -> Path:
-    return Path(str(resources.files("berthwatch.claims")))
+    return shipped_dir("berthwatch.claims")
 
 
 def resolve_claim(spec: str) -> Claim:
     """A claim by path or by the id of a shipped claim."""
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return load_claim(p)
-    shipped = builtin_claim_dir() / f"{spec}.yaml"
-    if shipped.exists():
-        return load_claim(shipped)
-    known = sorted(f.stem for f in builtin_claim_dir().glob("*.yaml"))
-    raise UserError(f"--claim: no claim file or shipped claim {spec!r}; shipped: {', '.join(known)}")
+    return resolve_shipped(spec, "berthwatch.claims", "--claim", "claim", load_claim)

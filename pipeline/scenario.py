@@ -36,13 +36,13 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .contracts import S1, S2, SENSORS
 from .errors import UserError
+from .shipped import resolve_shipped, shipped_dir
 
 DEFAULT_SCENARIO = "orient-express-2023"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -414,18 +414,10 @@ class _ScenarioConflict(Exception):
 
 
 def builtin_scenario_dir() -> Path:
-    return Path(str(resources.files("berthwatch.scenarios")))
+    return shipped_dir("berthwatch.scenarios")
 
 
 def resolve_scenario(spec: Path | str | None) -> Scenario:
     """A scenario by path, by the name of a shipped one, or the default when ``None``."""
-    if spec is None:
-        return load_scenario(builtin_scenario_dir() / f"{DEFAULT_SCENARIO}.yaml")
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        return load_scenario(p)
-    shipped = builtin_scenario_dir() / f"{spec}.yaml"
-    if shipped.exists():
-        return load_scenario(shipped)
-    known = sorted(f.stem for f in builtin_scenario_dir().glob("*.yaml"))
-    raise UserError(f"--scenario: no scenario file or shipped scenario {str(spec)!r}; shipped: {', '.join(known)}")
+    return resolve_shipped(DEFAULT_SCENARIO if spec is None else spec, "berthwatch.scenarios", "--scenario",
+                           "scenario", load_scenario)
