@@ -155,3 +155,33 @@ def test_quantity_inconsistent_when_well_observed_voyage_carries_too_little(tmp_
         Trip("angara", "rajin", "dunai", D("2023-09-09"), D("2023-09-10"), 118, 200)])
     *_, v = analyse(sc, tmp_path, claim)
     assert v.activity == an.CONSISTENT and v.quantity == an.INCONSISTENT
+
+
+def _call(aoi: str, length: float, arrive, depart, seen: str, sensor: str = "sentinel-2-l2a") -> an.PortCall:
+    sighting = an.VesselSighting(aoi, D(seen), 130.0, 42.0, length, 18.0, 0.9, True, sensor)
+    return an.PortCall(aoi, f"{aoi}-{seen}", [sighting], tuple(D(x) if x else None for x in arrive),
+                       tuple(D(x) if x else None for x in depart))
+
+
+def test_voyage_length_gate_allows_for_independent_measurement_errors():
+    # one 120 m ship measured 146 m by Sentinel-2 at the origin and 104 m by Sentinel-1 at the destination
+    # (each within ~1.5 sigma of the ~15 % length error); a 2-4 day transit; nothing else in sight
+    dep = _call("rajin", 146, ("2023-09-01", "2023-09-03"), ("2023-09-06", "2023-09-08"), "2023-09-06")
+    arr = _call("dunai", 104, ("2023-09-08", "2023-09-10"), ("2023-09-10", "2023-09-13"), "2023-09-10",
+                "sentinel-1-grd")
+    (v,) = an.infer_voyages([dep, arr], "rajin", "dunai", P)
+    assert v.confidence >= P.min_voyage_confidence
+    # a 60 m difference is not the same ship
+    far = _call("dunai", 86, ("2023-09-08", "2023-09-10"), ("2023-09-10", "2023-09-13"), "2023-09-10")
+    assert an.infer_voyages([dep, far], "rajin", "dunai", P) == []
+
+
+def test_a_second_candidate_arrival_keeps_a_voyage_from_being_counted():
+    # the departure could match either arrival (lengths within measurement error, both transits possible):
+    # the choice is ambiguous, so neither pairing reaches the counting threshold
+    dep = _call("dunai", 132, ("2023-08-27", "2023-09-01"), ("2023-09-01", "2023-09-06"), "2023-09-01")
+    first = _call("rajin", 102, ("2023-08-30", "2023-09-04"), ("2023-09-04", "2023-09-06"), "2023-09-04")
+    second = _call("rajin", 142, ("2023-09-04", "2023-09-06"), ("2023-09-06", "2023-09-09"), "2023-09-06",
+                   "sentinel-1-grd")
+    voyages = an.infer_voyages([dep, first, second], "dunai", "rajin", P)
+    assert len(voyages) == 1 and voyages[0].confidence < P.min_voyage_confidence

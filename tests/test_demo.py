@@ -147,3 +147,49 @@ def test_second_run_is_incremental(demo):
     assert again == report
     rewritten = [str(p.relative_to(out)) for p in outputs if p.stat().st_mtime_ns != before[p]]
     assert rewritten == [], f"second run rewrote {rewritten[:5]}"
+
+
+def _observed_calls(out: Path) -> set[str]:
+    """Truth port calls with the vessel at berth on at least one clear AOI-date."""
+    seen = set()
+    for truth_file in (out / "sample" / "truth").glob("*/*.geojson"):
+        t = json.loads(truth_file.read_text())
+        if _clear(t):
+            seen.update(f["properties"]["port_call"] for f in t["features"]
+                        if f["properties"].get("kind") == "vessel" and f["properties"].get("at_berth")
+                        and f["properties"].get("port_call"))
+    return seen
+
+
+def test_counted_voyages_match_the_simulated_truth(demo):
+    """Every counted voyage is a truth voyage, dated within its brackets; observable voyages are found.
+
+    Measured (generator 1.1.0, detectors 0.2.0, report defaults): 3 counted voyages, all true; of the 7 truth
+    voyages seen at berth at both ends on clear dates, 3 are counted and 4 inferred at any confidence. The
+    others are lost to call tracking: a ship shifting berth mid-call (Rajin 4 -> 6 Sep) splits its call, and
+    similar ships at the same berth on successive observations (Rajin 4/12/19 Oct, Dunai 6-7/19 Oct)
+    merge into one call, so the brackets no longer hold the true dates.
+    """
+    out, _, _ = demo
+    truth = [v for v in json.loads((out / "sample" / "truth" / "events.json").read_text())["voyages"]
+             if v["from"] and v["to"] and v["depart"] and v["arrive"]]
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    min_conf = summary["params"]["min_voyage_confidence"]
+
+    def truth_of(v: dict) -> list[dict]:
+        return [t for t in truth if (t["from"], t["to"]) == (v["origin"], v["destination"])
+                and v["depart"][0] <= t["depart"] <= v["depart"][1] and v["arrive"][0] <= t["arrive"] <= v["arrive"][1]]
+
+    counted = [v for v in summary["voyages"] if v["confidence"] >= min_conf]
+    assert counted, "no voyage counted on the sample scenario"
+    false = [(v["origin"], v["depart"], v["arrive"], v["confidence"]) for v in counted if not truth_of(v)]
+    assert not false, f"counted voyages matching no truth voyage (origin, depart, arrive, confidence): {false}"
+
+    observed = _observed_calls(out)
+    observable = [t for t in truth if t["from_call"] in observed and t["to_call"] in observed]
+    found = [t for t in observable if any(t in truth_of(v) for v in counted)]
+    assert len(observable) >= 5
+    # measured 3 of 7 (see docstring); a drop means tracking or pairing regressed
+    assert len(found) / len(observable) >= 0.4, (
+        f"counted {len(found)} of {len(observable)} observable truth voyages; missed: "
+        f"{[(t['vessel'], t['depart'], t['arrive']) for t in observable if t not in found]}")
