@@ -304,13 +304,3 @@ def sea_domain(
         closed |= small[labels]
     return closed
 
-
-def fill_berthed_vessels(
-    water: np.ndarray,
-    max_width_m: float = 60.0,
-    pixel_size: float = 10.0,
-    min_water_area_m2: float = 50_000.0,
-    max_enclosed_area_m2: float = 40_000.0,
-) -> np.ndarray:
-    """Compatibility name of :func:`sea_domain` (``max_width_m`` = closing radius)."""
-    return sea_domain(water, max_width_m, pixel_size, min_water_area_m2, max_enclosed_area_m2)

@@ -236,11 +236,7 @@ def optical_water(bands: dict[str, np.ndarray], opt: dict):
 
 def optical_sea_domain(water: np.ndarray, opt: dict, pixel_size: float) -> np.ndarray:
     """The single-scene sea domain detect_vessels_optical uses without a reference."""
-    if hasattr(det_water, "sea_domain"):
-        return _call(det_water.sea_domain, water, close_radius_m=opt["fill_radius_m"], pixel_size=pixel_size,
-                     **opt)
-    return _call(det_water.fill_berthed_vessels, water, max_width_m=opt["fill_radius_m"], pixel_size=pixel_size,
-                 **opt)
+    return _call(det_water.sea_domain, water, close_radius_m=opt["fill_radius_m"], pixel_size=pixel_size, **opt)
 
 
 def tile_water(sensor: str, bands: dict[str, np.ndarray], params: dict, pixel_size: float):
@@ -318,7 +314,7 @@ def fill_enclosed(water: np.ndarray, max_area_m2: float, pixel_size: float) -> n
     A ship anchored at the same spot on most dates is not water in the
     majority vote; holes enclosed by water and no larger than a big ship
     (400 m x 65 m is 26 000 m2) are sea, as in the single-scene domain of
-    :func:`detectors.water.fill_berthed_vessels`.
+    :func:`detectors.water.sea_domain`.
     """
     holes = ndimage.binary_fill_holes(water) & ~water
     labels, n = ndimage.label(holes)

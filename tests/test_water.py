@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from berthwatch.detectors.water import (
-    fill_berthed_vessels,
     reference_water_mask,
+    sea_domain,
     water_mask_optical,
 )
 
@@ -87,9 +87,9 @@ def _harbour():
     return water
 
 
-def test_fill_berthed_vessels_fills_ships_not_land():
+def test_sea_domain_fills_ships_not_land():
     water = _harbour()
-    domain = fill_berthed_vessels(water, max_width_m=60.0, pixel_size=10.0)
+    domain = sea_domain(water, close_radius_m=60.0, pixel_size=10.0)
     # A disk closing rounds the inner corners where hull meets quay.
     assert domain[30:50, 20:24].mean() >= 0.9, "berthed ship must be inside the sea domain"
     assert domain[33:47, 20:24].all()
