@@ -84,7 +84,7 @@ def flag_at_berth(
         d_land = float("inf")
         if dist is not None:
             pts = np.vstack([_outline_points(v.outline), [[v.x, v.y]]])
-            cols, rows = inv * (pts[:, 0], pts[:, 1])
+            cols, rows = inv @ (pts[:, 0], pts[:, 1])
             # Outline vertices lie on pixel edges: sample the pixels on both
             # sides by flooring and by rounding.
             rr = np.concatenate([np.floor(rows), np.round(rows) - 1]).astype(int)

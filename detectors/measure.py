@@ -80,7 +80,7 @@ def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
         geoms = parts[int(lab)]
         outline = geoms[0] if len(geoms) == 1 else unary_union(geoms)
         length, width, heading = rectangle_axes(outline)
-        x, y = transform * (c + 0.5, r + 0.5)
+        x, y = transform @ (c + 0.5, r + 0.5)
         out.append(
             {
                 "label": int(lab),

@@ -262,7 +262,7 @@ class SensorScene:
     def scene_at(self, x: float, y: float, transform) -> str:
         if self.source is None:
             return self.scene_ids[0]
-        col, row = ~transform * (x, y)
+        col, row = ~transform @ (x, y)
         r = int(np.clip(row, 0, self.source.shape[0] - 1))
         c = int(np.clip(col, 0, self.source.shape[1] - 1))
         return self.scene_ids[int(self.source[r, c])]

@@ -863,7 +863,7 @@ def _crop(image: np.ndarray, col: float, row: float, half: int):
 def _outline_px(geom, inv) -> np.ndarray:
     ring = geom.exterior if geom.geom_type == "Polygon" else geom.convex_hull.exterior
     xs, ys = np.asarray(ring.coords).T
-    cols, rows = inv * (xs, ys)
+    cols, rows = inv @ (xs, ys)
     return np.column_stack([cols, rows])
 
 
@@ -876,7 +876,7 @@ def _sen2ships_chips(scene_dir: Path, n: int, half: int) -> list[ValidationChip]
     vessels = detect_vessels_optical(bands, transform, pixel_size=pixel_size)
     boxes = np.array([a["bbox"] for a in annotations], dtype=float).reshape(-1, 4)
     inv = ~transform
-    det_rc = np.array([inv * (v.x, v.y) for v in vessels], dtype=float).reshape(-1, 2)
+    det_rc = np.array([inv @ (v.x, v.y) for v in vessels], dtype=float).reshape(-1, 2)
     matches = s2v.match(det_rc, boxes, s2v.MATCH_MARGIN_M / pixel_size)
     rgb = _stretch_true_colour(bands)
     missed = [j for j in range(len(boxes)) if j not in {j for _, j in matches}]

@@ -37,7 +37,7 @@ def _basin(h=150, w=150):
 
 def _centres_rc(vessels):
     inv = ~TRANSFORM
-    return [tuple(reversed(inv * (v.x, v.y))) for v in vessels]
+    return [tuple(reversed(inv @ (v.x, v.y))) for v in vessels]
 
 
 def _found(vessels, r, c, tol=3.0):

@@ -72,8 +72,8 @@ def outputs(tmp_path_factory):
 
     def outline(ship):
         h, w = (ship.length_px, ship.width_px) if ship.along_rows else (ship.width_px, ship.length_px)
-        x0, y0 = t * (ship.col, ship.row + h)
-        x1, y1 = t * (ship.col + w, ship.row)
+        x0, y0 = t @ (ship.col, ship.row + h)
+        x1, y1 = t @ (ship.col + w, ship.row)
         return box(x0, y0, x1, y1)
 
     vessels = [
@@ -87,7 +87,7 @@ def outputs(tmp_path_factory):
     ]
     yard = np.argwhere(hb.yard)
     (r0, c0), (r1, c1) = yard.min(axis=0), yard.max(axis=0)
-    stack = feature(lonlat(box(*(t * (c0, r1 + 1)), *(t * (c1 + 1, r0)))),
+    stack = feature(lonlat(box(*(t @ (c0, r1 + 1)), *(t @ (c1 + 1, r0)))),
                     {"kind": "container_stack", "area_m2": 5000.0, "teu_estimate": 425.0, "teu_low": 255.0,
                      "teu_high": 595.0, "on_vessel": False})
     aoi_geom = available_aois()["rajin"].geometry
@@ -150,7 +150,7 @@ def test_detections_gdf_numbers_features_and_reprojects(outputs):
     assert gdf.loc[gdf["kind"] == "container_stack", "stack_id"].tolist() == [1]
     assert gdf.loc[gdf["kind"] == "container_stack", "vessel_id"].isna().all()
     # The berthed ship's outline lands back on its pixels of the grid (within a pixel).
-    col, row = ~grid.transform * (vessels.geometry.iloc[0].centroid.x, vessels.geometry.iloc[0].centroid.y)
+    col, row = ~grid.transform @ (vessels.geometry.iloc[0].centroid.x, vessels.geometry.iloc[0].centroid.y)
     berthed = ships[0]
     assert abs(row - (berthed.row + berthed.width_px / 2)) < 1.0
     assert abs(col - (berthed.col + berthed.length_px / 2)) < 1.0

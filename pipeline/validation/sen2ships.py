@@ -96,7 +96,7 @@ def read_port(folder: Path) -> tuple[dict, Affine, float, list[dict], dict]:
         bands[name] = band
     meta = json.loads((folder / "vessels.json").read_text())
     h, w = next(iter(bands.values())).shape
-    cx, cy = transform * (w / 2.0, h / 2.0)
+    cx, cy = transform @ (w / 2.0, h / 2.0)
     lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(cx, cy)[1]
     k = math.cos(math.radians(lat)) if crs and crs.to_epsg() == 3857 else 1.0
     ground = Affine(transform.a * k, transform.b * k, transform.c * k,
@@ -111,7 +111,7 @@ def _detection_pixel_boxes(vessels, transform: Affine) -> np.ndarray:
     for i, v in enumerate(vessels):
         xs, ys = np.asarray(v.outline.exterior.coords if v.outline.geom_type == "Polygon"
                             else v.outline.convex_hull.exterior.coords).T
-        cols, rows = inv * (xs, ys)
+        cols, rows = inv @ (xs, ys)
         out[i] = (cols.min(), rows.min(), cols.max(), rows.max())
     return out
 
@@ -205,7 +205,7 @@ def evaluate_port(folder: Path, out_dir: Path | None = None) -> tuple[dict, dict
     runtime = time.perf_counter() - t0
     boxes = np.array([a["bbox"] for a in annotations], dtype=float).reshape(-1, 4)
     inv = ~transform
-    det_rc = np.array([inv * (v.x, v.y) for v in vessels], dtype=float).reshape(-1, 2)
+    det_rc = np.array([inv @ (v.x, v.y) for v in vessels], dtype=float).reshape(-1, 2)
     matches = match(det_rc, boxes, MATCH_MARGIN_M / pixel_size)
     det_boxes = _detection_pixel_boxes(vessels, transform)
     len_err, wid_err = [], []

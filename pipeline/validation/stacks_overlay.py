@@ -109,7 +109,7 @@ def _render(path: Path, bands: dict, mask: np.ndarray, terminals: list, transfor
     inv = ~transform
     for poly in terminals:
         xs, ys = poly.exterior.xy
-        cols, rows = inv * (np.asarray(xs), np.asarray(ys))
+        cols, rows = inv @ (np.asarray(xs), np.asarray(ys))
         ax.plot(np.asarray(cols) - 0.5, np.asarray(rows) - 0.5, color="yellow", lw=1.0)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
