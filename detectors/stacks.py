@@ -32,7 +32,10 @@ pixel_size).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import shapely
 from affine import Affine
 from rasterio import features
 from scipy import ndimage
@@ -40,6 +43,7 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from .records import ContainerStack
+from .water import distance_to_mask, isin_codes
 
 #: Sentinel-2 L2A scene-classification codes that hide the ground: no data (0),
 #: saturated/defective (1), cloud shadow (3), cloud medium/high probability
@@ -122,6 +126,59 @@ def _disk(radius_px: int) -> np.ndarray:
     r = max(int(radius_px), 0)
     y, x = np.ogrid[-r : r + 1, -r : r + 1]
     return x * x + y * y <= r * r + 0.5
+
+
+def _polygon(geom: dict):
+    """``shapely.geometry.shape`` of a GeoJSON polygon from ``rasterio.features.shapes``:
+    the same rings, built in two vectorised calls instead of one per hole."""
+    rings = geom["coordinates"]
+    if geom["type"] != "Polygon" or len(rings) < 2:
+        return shape(geom)
+    shell = shapely.linearrings(np.asarray(rings[0], dtype=float))
+    lengths = [len(r) for r in rings[1:]]
+    coords = np.asarray(list(itertools.chain.from_iterable(rings[1:])), dtype=float)
+    holes = shapely.linearrings(coords, indices=np.repeat(np.arange(len(lengths)), lengths))
+    return shapely.polygons(shell, holes=holes)
+
+
+def _cross_reduce(mask: np.ndarray, op, border_value: bool) -> np.ndarray:
+    """``op`` of each pixel and its four neighbours (outside = ``border_value``)."""
+    p = np.pad(mask, 1, constant_values=border_value)
+    out = op(p[1:-1, 1:-1], p[:-2, 1:-1])
+    for part in (p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
+        op(out, part, out=out)
+    return out
+
+
+def _binary_erosion_disk(mask: np.ndarray, radius_px: int, border_value: bool = False) -> np.ndarray:
+    """``ndimage.binary_erosion(mask, _disk(radius_px), border_value=...)``; the
+    radius-1 disk (a cross) as shifted ANDs, exact on booleans and much faster."""
+    if int(radius_px) == 1:
+        return _cross_reduce(mask, np.logical_and, border_value)
+    return ndimage.binary_erosion(mask, structure=_disk(radius_px), border_value=int(border_value))
+
+
+def _binary_opening_disk(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """``ndimage.binary_opening(mask, _disk(radius_px))`` (the disk is symmetric)."""
+    if int(radius_px) == 1:
+        return _cross_reduce(_cross_reduce(mask, np.logical_and, False), np.logical_or, False)
+    return ndimage.binary_opening(mask, structure=_disk(radius_px))
+
+
+def _label_means(labels: np.ndarray, n: int):
+    """``img -> ndimage.mean(img, labels, 1..n)`` that extracts the labelled pixels once.
+
+    The same float64 bincount sums in the same pixel order as ndimage.mean,
+    over the labelled pixels only, so the values are identical.
+    """
+    sel = labels > 0
+    lab = labels[sel]
+    counts = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+
+    def label_mean(img: np.ndarray) -> np.ndarray:
+        return np.bincount(lab, weights=img[sel], minlength=n + 1)[1:] / counts
+
+    return label_mean
 
 
 def _odd_window(length_m: float, pixel_size: float) -> int:
@@ -293,7 +350,7 @@ def detect_container_stacks(
     if swir is not None:
         valid &= np.isfinite(swir)
     if scl is not None:
-        valid &= ~np.isin(np.asarray(scl), UNOBSERVED_SCL)
+        valid &= ~isin_codes(scl, UNOBSERVED_SCL)
     filled = {k: np.where(valid, v, 0.0).astype(np.float32) for k, v in
               (("B02", blue), ("B03", green), ("B04", red), ("B08", nir))}
 
@@ -314,11 +371,15 @@ def detect_container_stacks(
     weight = searchable.astype(np.float32)
     eps = np.float32(1e-4)
 
+    denominators: dict[int, np.ndarray] = {}
+
     def masked_mean(a, size):
         # Normalised convolution (Knutsson & Westin 1993): water, cloud and
         # no-data neither darken nor texture the statistics at their edges.
-        num = _local_mean(np.where(searchable, a, 0.0).astype(np.float32), size)
-        return num / np.maximum(_local_mean(weight, size), np.float32(1e-3))
+        num = _local_mean(np.where(searchable, a, 0.0).astype(np.float32, copy=False), size)
+        if size not in denominators:
+            denominators[size] = np.maximum(_local_mean(weight, size), np.float32(1e-3))
+        return num / denominators[size]
 
     n_neigh = _odd_window(neighbourhood_m, pixel_size)
     n_tex = _odd_window(texture_window_m, pixel_size)
@@ -335,17 +396,18 @@ def detect_container_stacks(
     else:
         swir_ratio = np.full(shape_, np.nan, dtype=np.float32)
     r_open = max(int(round(opening_radius_m / pixel_size)), 1)
-    surface = ndimage.binary_opening(surface, structure=_disk(r_open))
+    surface = _binary_opening_disk(surface, r_open)
 
-    def masked_var(a):
-        m = masked_mean(a, n_tex)
+    def masked_var(a, m=None):
+        m = masked_mean(a, n_tex) if m is None else m
         return np.maximum(masked_mean(a * a, n_tex) - m * m, 0.0)
 
     rg = filled["B04"] - filled["B03"]
     yb = np.float32(0.5) * (filled["B04"] + filled["B03"]) - filled["B02"]
-    local_b = masked_mean(visible, n_tex) + np.float32(1e-3)
+    visible_tex_mean = masked_mean(visible, n_tex)
+    local_b = visible_tex_mean + np.float32(1e-3)
     colour_tex = np.sqrt(masked_var(rg) + masked_var(yb)) / local_b
-    bright_tex = np.sqrt(masked_var(visible)) / local_b
+    bright_tex = np.sqrt(masked_var(visible, visible_tex_mean)) / local_b
     colourful = searchable & (colour_tex > min_colour_texture) & (colour_tex > min_colour_share * bright_tex)
     n_seed = _odd_window(seed_window_m, pixel_size)
     seeds = surface & (masked_mean(colourful.astype(np.float32), n_seed) > min_seed_fraction)
@@ -356,7 +418,12 @@ def detect_container_stacks(
         # Geodesic dilation: the yard interior between colourful blocks is
         # flat steel/asphalt too; growth is bounded so that it cannot run
         # along every flat quay and road of the port.
-        mask = ndimage.binary_dilation(seeds, structure=_disk(1), iterations=steps, mask=surface)
+        # ``steps`` cross dilations cannot leave the seeds' bounding box grown by
+        # ``steps``: computed there (outside it the result is empty anyway).
+        rows, cols = np.flatnonzero(seeds.any(axis=1)), np.flatnonzero(seeds.any(axis=0))
+        box = np.s_[max(rows[0] - steps, 0):rows[-1] + steps + 1, max(cols[0] - steps, 0):cols[-1] + steps + 1]
+        mask = np.zeros_like(seeds)
+        mask[box] = ndimage.binary_dilation(seeds[box], structure=_disk(1), iterations=steps, mask=surface[box])
 
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
@@ -364,17 +431,26 @@ def detect_container_stacks(
         index = np.arange(n + 1)
         counts = np.bincount(labels.ravel(), minlength=n + 1)
         if water_mask.any():
-            quay_distance = ndimage.distance_transform_edt(~water_mask) * pixel_size
-            near_quay = np.asarray(ndimage.minimum(quay_distance, labels, index)) <= max_quay_distance_m
+            # A patch is near the quay when any of its pixels is. A patch's
+            # pixel nearest the water is on its 4-connected rim or is water, so
+            # only those pixels are measured (the test of a per-label minimum of
+            # the full distance transform, on a fraction of the pixels).
+            padded = np.pad(mask, 1)
+            interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                        & padded[1:-1, :-2] & padded[1:-1, 2:])
+            probe = mask & (~interior | water_mask)
+            quay_distance = distance_to_mask(water_mask, probe) * pixel_size
+            near_quay = np.bincount(labels[probe][quay_distance <= max_quay_distance_m], minlength=n + 1) > 0
         else:
             near_quay = np.ones(n + 1, dtype=bool)
-        share = np.asarray(ndimage.mean(colour_tex, labels, index)) >= min_colour_share * np.asarray(
-            ndimage.mean(bright_tex, labels, index))
+        label_mean = _label_means(labels, n)
+        share = np.ones(n + 1, dtype=bool)
+        share[1:] = label_mean(colour_tex) >= min_colour_share * label_mean(bright_tex)
         keep = (counts * pixel_area >= min_area_m2) & near_quay & share
         keep[0] = False
         textured = (bright_tex > min_stack_texture) | (colour_tex > min_colour_texture)
         if n_tex > 1:
-            textured = ndimage.binary_erosion(textured, structure=_disk(n_tex // 2), border_value=1)
+            textured = _binary_erosion_disk(textured, n_tex // 2, border_value=True)
         # Applied after the erosion: removing an edge pixel first would let the
         # erosion eat its stack neighbours too.
         grey_edge = (bright_tex > max_grey_edge_texture) & (colour_tex < min_colour_share * bright_tex)
@@ -385,14 +461,19 @@ def detect_container_stacks(
     if n:
         index = np.arange(1, n + 1)
         counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        mean_b = ndimage.mean(visible, labels, index)
-        mean_s = ndimage.mean(swir_ratio, labels, index)
-        mean_t = ndimage.mean(colour_tex, labels, index)
-        mean_bt = ndimage.mean(bright_tex, labels, index)
-        on_deck = ndimage.mean(deck.astype(np.float32), labels, index) > 0.5
+        label_mean = _label_means(labels, n)
+        mean_b = label_mean(visible)
+        mean_s = label_mean(swir_ratio)
+        mean_t = label_mean(colour_tex)
+        mean_bt = label_mean(bright_tex)
+        on_deck = label_mean(deck.astype(np.float32)) > 0.5
         parts: dict[int, list] = {}
-        for geom, value in features.shapes(labels.astype(np.int32), mask=mask, transform=transform):
-            parts.setdefault(int(value), []).append(shape(geom))
+        # Polygonised on the bounding box of the stacks (GDAL walks every pixel it is given).
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        for geom, value in features.shapes(labels[box].astype(np.int32), mask=mask[box],
+                                           transform=transform @ Affine.translation(int(cols[0]), int(rows[0]))):
+            parts.setdefault(int(value), []).append(_polygon(geom))
         for i, lab in enumerate(index):
             area = float(counts[i] * pixel_area)
             est, low, high = estimate_teu(area, **teu_params)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 # Sentinel-2 L2A scene classification codes that hide the surface.
 SCL_NO_DATA = 0
@@ -42,6 +43,16 @@ SCL_INVALID = (
     SCL_CLOUD_HIGH,
     SCL_THIN_CIRRUS,
 )
+
+
+def isin_codes(codes: np.ndarray, values) -> np.ndarray:
+    """``np.isin(codes, values)``; a 256-entry lookup table for uint8 class codes (faster)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.uint8:
+        return np.isin(codes, values)
+    table = np.zeros(256, bool)
+    table[[v for v in values if 0 <= v < 256]] = True
+    return table[codes]
 
 
 def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -143,6 +154,15 @@ def water_mask_optical(
     atmospheric scattering correction of multispectral data. Remote Sensing
     of Environment, 24(3), 459-479.
     """
+    water, valid, _ = _water_mask_and_offsets(
+        green, nir, swir, scl, ndwi_threshold, mndwi_threshold, snow_valid, dark_object_percentile,
+        dark_water_reflectance, cloud_buffer_m, pixel_size)
+    return water, valid
+
+
+def _water_mask_and_offsets(green, nir, swir, scl, ndwi_threshold, mndwi_threshold, snow_valid,
+                            dark_object_percentile, dark_water_reflectance, cloud_buffer_m, pixel_size):
+    """:func:`water_mask_optical` plus the haze offsets it used (no need to recompute them)."""
     green = np.asarray(green, dtype=np.float32)
     nir = np.asarray(nir, dtype=np.float32)
     valid = np.isfinite(green) & np.isfinite(nir) & (green > 0) & (nir >= 0)
@@ -152,12 +172,12 @@ def water_mask_optical(
     if scl is not None:
         scl = np.asarray(scl)
         bad = list(SCL_INVALID) + ([] if snow_valid else [SCL_SNOW_ICE])
-        valid &= ~np.isin(scl, bad)
+        valid &= ~isin_codes(scl, bad)
         radius = int(round(cloud_buffer_m / pixel_size))
         if radius > 0:
-            cloudy = np.isin(scl, (SCL_CLOUD_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_THIN_CIRRUS))
+            cloudy = isin_codes(scl, (SCL_CLOUD_SHADOW, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_THIN_CIRRUS))
             if cloudy.any():
-                valid &= ~ndimage.binary_dilation(cloudy, structure=disk(radius))
+                valid &= ~_dilate_disk(cloudy, radius)
     d_nir, d_swir = (0.0, 0.0)
     if dark_object_percentile is not None and valid.any():
         d_nir, d_swir = dark_object_offsets(nir, swir, valid, dark_object_percentile)
@@ -172,7 +192,7 @@ def water_mask_optical(
             if dark_water_reflectance > 0:
                 water |= (n < dark_water_reflectance) & (s < dark_water_reflectance)
     water &= valid
-    return water, valid
+    return water, valid, (d_nir, d_swir)
 
 
 def reference_water_mask(
@@ -207,6 +227,59 @@ def reference_water_mask(
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(enough, n_water / np.maximum(n_valid, 1), 0.0)
     return enough & (frac >= min_fraction)
+
+
+def _dilate_disk(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """Binary dilation of ``mask`` by ``disk(radius_px)`` (integer radius).
+
+    Computed on the bounding box of ``mask`` grown by the radius with a
+    Euclidean distance transform: a pixel is within the disk of a mask pixel
+    when its squared distance d2 (an integer) is <= r**2, and the rounded
+    square root preserves that order, so the result equals the dilation.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    out = np.zeros(mask.shape, bool)
+    if rows.size == 0:
+        return out
+    r = int(radius_px)
+    r0, r1 = max(rows[0] - r, 0), min(rows[-1] + r + 1, mask.shape[0])
+    c0, c1 = max(cols[0] - r, 0), min(cols[-1] + r + 1, mask.shape[1])
+    crop = mask[r0:r1, c0:c1]
+    out[r0:r1, c0:c1] = ndimage.distance_transform_edt(~crop) <= r
+    return out
+
+
+def distance_to_mask(target: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Euclidean distance in pixels from the pixels ``at`` to the nearest ``target`` pixel.
+
+    The values of ``ndimage.distance_transform_edt(~target)[at]`` without the
+    full-image transform: the nearest target pixel of any pixel lies on the
+    target's 4-connected boundary (from an interior pixel one step towards
+    the query is closer), so a k-d tree of the boundary pixels answers
+    exactly; distances are the square roots of the same integer sums.
+
+    Parameters
+    ----------
+    target : (H, W) bool ndarray
+        Pixels distances are measured to; must have at least one.
+    at : (H, W) bool ndarray
+        Pixels whose distance is wanted (0 on ``target`` pixels).
+
+    Returns
+    -------
+    (N,) float ndarray
+        In the order of ``np.nonzero(at)``.
+    """
+    padded = np.pad(target, 1, constant_values=True)
+    interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    boundary = np.column_stack(np.nonzero(target & ~interior))
+    outside = at & ~target
+    dist = np.zeros(int(np.count_nonzero(at)))
+    if outside.any():
+        dist[~target[at]] = cKDTree(boundary).query(np.column_stack(np.nonzero(outside)))[0]
+    return dist
 
 
 def disk(radius_px: float) -> np.ndarray:

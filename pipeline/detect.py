@@ -214,7 +214,7 @@ def clear_mask(sensor: str, bands: dict[str, np.ndarray]) -> np.ndarray:
         ok = np.ones(bands["B02"].shape, bool)
         for b in S2_REFLECTANCE:
             ok &= np.isfinite(bands[b]) & (bands[b] > 0)
-        return ok & ~np.isin(scl_codes(bands["SCL"]), det_water.SCL_INVALID)
+        return ok & ~det_water.isin_codes(scl_codes(bands["SCL"]), det_water.SCL_INVALID)
     ok = np.ones(bands["VV"].shape, bool)
     for b in ("VV", "VH"):
         ok &= np.isfinite(bands[b]) & (bands[b] > 0)
