@@ -28,22 +28,19 @@ from affine import Affine  # noqa: E402
 
 try:
     from berthwatch.detectors.stacks import detect_container_stacks
+    from berthwatch.pipeline import port_layout as layout, simulate_s2 as sim
 except ImportError:  # running from a source tree without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from detectors.stacks import detect_container_stacks
+    from pipeline import port_layout as layout, simulate_s2 as sim
 
 BANDS = ("B02", "B03", "B04", "B08", "B11")
 #: (name, height, width) of the benchmarked grids.
 GRIDS = (("rajin", 378, 396), ("dunai", 674, 633), ("scene_1000", 1000, 1000))
-CONTAINERS = np.array([
-    (0.06, 0.05, 0.14, 0.24, 0.22), (0.13, 0.10, 0.06, 0.12, 0.09), (0.40, 0.41, 0.41, 0.43, 0.36),
-    (0.06, 0.11, 0.07, 0.14, 0.11), (0.06, 0.13, 0.30, 0.36, 0.30), (0.18, 0.18, 0.18, 0.19, 0.17),
-], dtype=np.float32)
-CONCRETE = np.array((0.19, 0.21, 0.23, 0.27, 0.31), dtype=np.float32)
-ASPHALT = np.array((0.07, 0.08, 0.09, 0.11, 0.13), dtype=np.float32)
-ROOF = np.array((0.06, 0.07, 0.15, 0.23, 0.28), dtype=np.float32)
-FOREST = np.array((0.025, 0.05, 0.03, 0.33, 0.16), dtype=np.float32)
-WATER = np.array((0.055, 0.045, 0.025, 0.012, 0.006), dtype=np.float32)
+# The simulator's spectra, so the benchmarked scene looks like the demo's ports.
+CONTAINERS = sim.CONTAINER_SPECTRA
+CONCRETE, ASPHALT, ROOF, FOREST, WATER = (sim.CLASS_SPECTRA[c] for c in (
+    layout.CONCRETE, layout.ASPHALT, layout.ROOF_RED, layout.FOREST, layout.WATER))
 
 
 def synthetic_scene(height: int, width: int, seed: int = 0) -> dict:

@@ -61,13 +61,18 @@ class Claim:
         return (self.window_end - self.window_start).days + 1
 
 
-def _date(path: Path, value, what: str) -> dt.date:
+def as_date(value) -> dt.date:
+    """A date from a YAML value: a date, a datetime or an ISO string (ValueError otherwise)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    return dt.date.fromisoformat(str(value))
+
+
+def _date(path: Path, value, what: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(str(value))
+        return as_date(value)
     except ValueError:
         raise UserError(f"{path}: {what} {value!r} is not an ISO date (YYYY-MM-DD)") from None
 

@@ -35,6 +35,11 @@ CLASS_NAMES = ("water", "forest", "grass", "soil", "concrete", "asphalt", "roof_
                "rail")
 N_CLASSES = len(CLASS_NAMES)
 
+#: Sub-pixels per 10 m pixel side when ships and stacks are drawn (2.5 m).
+OVERSAMPLE = 4
+#: Land, town and port surfaces are larger than 5 m: their static scene is drawn at 5 m.
+STATIC_OVERSAMPLE = 2
+
 #: Yard geometry shared with detectors/stacks.py estimate_teu defaults: a TEU
 #: ground slot (2.5 m x 6.25 m) in blocks of 6 rows x 8 slots, 5 m aisles
 #: between row groups and 10 m lanes between blocks, i.e. 25 m2 of yard per

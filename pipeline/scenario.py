@@ -40,6 +40,7 @@ from pathlib import Path
 
 import yaml
 
+from .claims import as_date
 from .contracts import S1, S2, SENSORS
 from .errors import UserError
 from .shipped import resolve_shipped, shipped_dir
@@ -171,12 +172,8 @@ class _Checker:
         return value
 
     def date(self, value, where: str) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
         try:
-            return dt.date.fromisoformat(str(value))
+            return as_date(value)
         except ValueError:
             raise self.fail(where, f"{value!r} is not a date (YYYY-MM-DD)") from None
 

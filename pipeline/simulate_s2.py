@@ -39,13 +39,11 @@ import numpy as np
 from scipy import ndimage
 
 from .port_layout import (
-    ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL, WATER,
+    ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, OVERSAMPLE, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL,
+    STATIC_OVERSAMPLE, WATER,
     DayState, Layout, _smooth_noise, block_mean, pixel_window, rng_for, stack_masks, vessel_masks, window_st,
 )
 
-OVERSAMPLE = 4
-#: Land, town and port surfaces are larger than 5 m: their static scene is drawn at 5 m.
-STATIC_OVERSAMPLE = 2
 PSF_SIGMA_PX = 0.45
 NOISE_SIGMA = 0.002
 BANDS = ("B02", "B03", "B04", "B08", "B11")
