@@ -47,7 +47,7 @@ run: $(STAMP)
 	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM)
 
 validate: $(STAMP)
-	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships
+	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships --cross-validate
 	$(BIN)/berthwatch validate opensarship $(DATASETS)/opensarship --out $(OUT)/validate/opensarship
 
 notebooks: $(STAMP)

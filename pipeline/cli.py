@@ -243,14 +243,14 @@ def demo(
 
 
 # ------------------------------------------------------------------ validate
-def _validate(name: str, fn_path: str, path: Path, out: Path) -> None:
+def _validate(name: str, fn_path: str, path: Path, out: Path, **kwargs) -> None:
     def body():
         import importlib
 
         if not path.is_dir():
             raise UsageError(f"PATH: {path} is not a folder laid out like ../shared/datasets/{name}")
         module = importlib.import_module(f"berthwatch.pipeline.validation.{name}")
-        metrics = getattr(module, fn_path)(path, out)
+        metrics = getattr(module, fn_path)(path, out, **kwargs)
         typer.echo(module.format_metrics_table(metrics))
         typer.echo(f"metrics: {out / 'metrics.json'}")
     _guard(body)
@@ -260,9 +260,11 @@ def _validate(name: str, fn_path: str, path: Path, out: Path) -> None:
 def validate_sen2ships(
     path: Path = typer.Argument(..., help="Folder like ../shared/datasets/sen2ships."),
     out: Path = typer.Option(Path("out/validate/sen2ships"), "--out", help="Where metrics.json and overlays go."),
+    cross_validate: bool = typer.Option(False, "--cross-validate",
+                                        help="Also measure the leave-one-port-out estimate (about a minute)."),
 ) -> None:
     """Sentinel-2 vessel detection against the sen2ships labels."""
-    _validate("sen2ships", "validate_sen2ships", path, out)
+    _validate("sen2ships", "validate_sen2ships", path, out, cross_validate=cross_validate)
 
 
 @validate_app.command("opensarship")

@@ -76,17 +76,23 @@ def test_no_port_call_on_a_clear_date_is_missed(demo):
     assert not missed
 
 
-#: Measured on the shipped scenario (generator 1.1.0, detector 0.2.0 defaults): Rajin -15..+20 % (mean +0.1 %,
-#: 12 of 15 clear dates within 15 %); Dunai -58..-14 % (mean -47 %): its 0.6-0.7 ha stacks are below the
-#: detector's 70 m seed window and 2 ha patch scale, so the smaller stack gets no seed on most dates, and the
-#: rims of small rotated stacks are eroded. Smaller minimum areas raise false alarms on real sen2ships land.
-STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin up to +20 %, Dunai "
-                                   "down to -58 % on clear dates (see comment above)")
-#: Truth yard events are pulses of 4-6 days against a 5-day Sentinel-2 revisit, and 100 TEU is 1,176 m2
-#: (about 12 pixels, 3 % of Rajin's stack area, far below the +-15 % area noise): measured 0 steps found
-#: of 30 (Rajin) and 22 (Dunai) net events >= 100 TEU; the truth areas on the same dates give 0 and 1 step.
-YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: yard events >= 100 TEU not resolvable on "
-                                   "this scenario (pulses shorter than two revisits; 100 TEU << area noise)")
+#: Measured on the shipped scenario (generator 1.1.0, detector 0.2.0 defaults, yard events with >= 10-day
+#: dwell): Rajin -15..+19 % (mean +0.4 %, 12 of 15 clear dates within 15 %); Dunai -58..-3 % (mean -33 %,
+#: 2 of 10): its 0.6-1.2 ha stacks (88 m x 80 m strips) are below the detector's 70 m seed window and 2 ha
+#: patch scale, so the smaller stack gets no seed on most dates, and the rims of small stacks are eroded.
+#: A 50 m seed window finds them but raises real sen2ships false alarms (durban 5,700 -> 8,300 m2/km2,
+#: athens' yard coverage 0.45 -> 0.09), so it stays a detector limit.
+STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin -15..+19 %, Dunai "
+                                   "-58..-3 % on clear dates (see comment above)")
+#: Yard events now dwell >= 10 days (two revisits; several hundred TEU each), but Rajin's exports are staged
+#: every 3-7 days, so its inventory changes between almost every pair of clear dates. Measured: 1 of 27
+#: observable net events >= 100 TEU bracketed (0 of 18 Rajin, 1 of 9 Dunai). Two causes, both measured:
+#: (1) the detected area scatters +-15 % (about 3,000-5,000 m2 at Rajin, i.e. 250-450 TEU) around a truth
+#: that is constant, the size of one event; (2) detect_stack_changes models a few well-separated steps (two
+#: dates per level, noise from the first differences): fed the TRUE areas it also finds 1 of 27, because
+#: in a yard that changes at every revisit the first differences are the signal, not noise.
+YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 1 of 27 observable yard events >= 100 TEU "
+                                   "bracketed (area noise +-15 % ~ one event; change model assumes sparse steps)")
 
 
 @STACK_AREA_GAP
@@ -112,12 +118,13 @@ def _net_yard_events(out: Path) -> dict[str, dict[str, float]]:
     return net
 
 
-@YARD_EVENT_GAP
-def test_every_yard_event_of_100_teu_is_bracketed(demo):
-    from berthwatch.detectors.stack_changes import detect_stack_changes
+def _yard_event_brackets(out: Path, min_observed: float = 0.8, min_teu: float = 100.0):
+    """Per AOI: (well-observed S2 series, observable net yard events with their truth bracket).
 
-    out, _, _ = demo
-    missed = []
+    A net event (the sum of one AOI-date's truth yard events) of >= ``min_teu`` is observable when a
+    well-observed Sentinel-2 date lies before it and one on or after it, and the truth change between
+    these two dates still has its sign and size (an opposite event in the same gap cancels it).
+    """
     for aoi, net in _net_yard_events(out).items():
         dates, area, observed = [], [], []
         for det in sorted((out / "detections" / aoi).glob("*.geojson")):
@@ -127,15 +134,37 @@ def test_every_yard_event_of_100_teu_is_bracketed(demo):
             dates.append(s["date"])
             area.append(s["container_stack_area_m2"])
             observed.append(s["clear_fraction"][S2])
-        steps = detect_stack_changes(dates, area, observed)
-        for date, teu in net.items():
-            if abs(teu) < 100:
+        good = sorted(np.datetime64(d) for d, o in zip(dates, observed) if o >= min_observed)
+        events = []
+        for date, teu in sorted(net.items()):
+            day = np.datetime64(date)
+            before = [d for d in good if d < day]
+            after = [d for d in good if d >= day]
+            if abs(teu) < min_teu or not before or not after:
                 continue
+            b, a = before[-1], after[0]
+            change = sum(v for k, v in net.items() if b < np.datetime64(k) <= a)
+            if abs(change) >= min_teu and np.sign(change) == np.sign(teu):
+                events.append((date, teu, b, a))
+        yield aoi, (dates, area, observed), events
+
+
+@YARD_EVENT_GAP
+def test_every_observable_yard_event_of_100_teu_is_bracketed(demo):
+    from berthwatch.detectors.stack_changes import detect_stack_changes
+
+    out, _, _ = demo
+    missed, n_observable = [], 0
+    for aoi, series, events in _yard_event_brackets(out):
+        steps = detect_stack_changes(*series)
+        n_observable += len(events)
+        for date, teu, _, _ in events:
             day = np.datetime64(date)
             kind = "increase" if teu > 0 else "decrease"
             if not any(st["kind"] == kind and st["before_date"] < day <= st["after_date"] for st in steps):
                 missed.append((aoi, date, teu))
-    assert not missed, f"(aoi, date, net TEU) without a bracketing step: {missed}"
+    assert n_observable >= 5
+    assert not missed, f"(aoi, date, net TEU) without a bracketing step, of {n_observable} observable: {missed}"
 
 
 def test_second_run_is_incremental(demo):

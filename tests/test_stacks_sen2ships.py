@@ -4,13 +4,25 @@ Container-yard outlines for durban, algiers, gdynia, athens (Piraeus),
 casablanca and cartagena were drawn by hand on the true-colour bands
 (tests/data/terminals_sen2ships.geojson, EPSG:3857); hedland (iron ore) and
 honolulu (Pearl Harbor) have no container yard. One parameter set (the
-defaults) for all ports. Measured with the defaults (inside share of detected
-area / coverage of the outlined yards / stack area per km2 of non-yard land):
-durban 0.67 / 0.52 / 5700, gdynia 0.38 / 0.18 / 6800, algiers 0.07 / 0.03
-(hazy) / 7100, casablanca 0.70 / 0.37 / 40000, athens 0.22 / 0.45 / 36000,
-cartagena 0.36 / 0.12 (hazy) / 5700, hedland - / - / 420, honolulu - / - / 0. Dense flat-roofed city blocks and shipyards by the water are the main
-false alarms. The thresholds below guard these numbers against regressions;
-they are not the target.
+defaults) for all ports. The labelled vessel boxes of the dataset
+(vessels.json) are used to separate stacks on ship decks (container ships
+alongside carry real stacks) from false alarms ashore.
+
+Measured with the defaults: inside share of detected area (of the area off
+labelled vessels) / coverage of the outlined yards / stack area per km2 of
+non-yard land (off vessels):
+durban 0.67 (0.71) / 0.52 / 5700 (4900), gdynia 0.38 (0.45) / 0.18 / 6800
+(5100), algiers 0.07 (0.09) / 0.03 / 7100 (5700), casablanca 0.70 (0.73) /
+0.37 / 40000 (35000), athens 0.22 (0.22) / 0.45 / 36000 (35000), cartagena
+0.36 / 0.12 / 5700, hedland - / - / 420, honolulu - / - / 0.
+The outlines were checked on zoomed overlays: they follow the quay edges and
+the ships alongside lie outside them. Algiers is hazy (darkest pixels ~0.04 in
+every band, sun glint over the bay): the yard's relative colour texture falls
+below the seed threshold, so it is missed, while red hulls moored at the
+jetties and the breakwater's wet edge make most of its detections. Dense
+flat-roofed city blocks (athens, casablanca) and shipyards by the water
+(gdynia) are the other main false alarms. The thresholds below guard these
+numbers against regressions; they are not the target.
 """
 
 from pathlib import Path
@@ -24,6 +36,7 @@ from berthwatch.pipeline.validation.stacks_overlay import (
     load_terminals,
     port_stats,
     terminal_mask,
+    vessel_box_mask,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "sen2ships"
@@ -45,7 +58,7 @@ def results():
         tmask = terminal_mask(terminals.get(port, []), stats["stack_mask"].shape, transform)
         red, nir = bands["B04"], bands["B08"]
         ndvi = (nir - red) / (nir + red + 1e-6)
-        res = port_stats(stats, bands, tmask, pixel_area)
+        res = port_stats(stats, bands, tmask, pixel_area, vessel_box_mask(DATA / port, tmask.shape))
         res["on_vegetation_m2"] = float((stats["stack_mask"] & (ndvi > 0.3)).sum() * pixel_area)
         out[port] = res
     return out
@@ -73,12 +86,18 @@ def test_detections_concentrate_in_yards(results):
         assert results[port]["inside_share"] > 0.55, port
     for port in ("gdynia", "athens"):
         assert results[port]["inside_share"] > 0.15, port
+    # Deck stacks of ships alongside are not false alarms; off them durban and casablanca are ~0.7 inside
+    # and gdynia 0.45.
+    for port, bound in (("durban", 0.65), ("casablanca", 0.65), ("gdynia", 0.4)):
+        assert results[port]["inside_share_ashore"] > bound, port
 
 
 def test_false_positive_bound_on_other_land(results):
     for port in ("durban", "gdynia", "algiers", "hedland"):
         # <= 0.8 % of the non-yard land of the scene flagged as stacks.
         assert results[port]["outside_m2_per_km2_other_land"] < 8000, port
+        # Measured 420-5,700 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
+        assert results[port]["outside_m2_per_km2_other_land_ashore"] < 7000, port
 
 
 def test_no_stacks_on_open_water_or_vegetation(results):

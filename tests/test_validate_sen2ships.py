@@ -76,3 +76,26 @@ def test_cross_validation_reproduces_the_documented_table_and_scores():
     for key in ("precision", "recall", "f1"):
         assert abs(result["overall"][key] - documented[key]) <= 0.01
     assert abs(result["candidate_recall_bound"] - documented["candidate_recall_bound"]) <= 0.01
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"sen2ships data not found at {DATA} (lay shared/ beside the clone)")
+def test_cli_cross_validate_measures_the_held_out_scores(tmp_path):
+    from typer.testing import CliRunner
+
+    from berthwatch.pipeline.cli import app
+
+    subset = tmp_path / "sen2ships"
+    subset.mkdir()
+    for port in ("casablanca", "honolulu"):  # the two smallest scenes
+        (subset / port).symlink_to(DATA / port, target_is_directory=True)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["validate", "sen2ships", str(subset), "--out", str(out), "--cross-validate"])
+    assert result.exit_code == 0, result.output
+    assert "leave-one-port-out (measured)" in result.output
+    cv = json.loads((out / "metrics.json").read_text())["cross_validation"]
+    assert cv["measured"] is True
+    n_labels = sum(len(json.loads((DATA / p / "vessels.json").read_text())["annotations"])
+                   for p in ("casablanca", "honolulu"))
+    # Every label of each held-out port is either found or missed.
+    assert cv["tp"] + cv["fn"] == n_labels == 27
+    assert set(cv["scenes"]) == {"casablanca", "honolulu"}
