@@ -2,10 +2,10 @@
 
 A vessel is at berth when its outline comes within a set distance of land
 (land = valid pixels outside the reference water mask) or touches a berth
-zone drawn by an analyst. The distance to land is one Euclidean distance
-transform of the land mask (Danielsson 1980, as implemented by
-:func:`scipy.ndimage.distance_transform_edt`) sampled at the outline vertices
-and the centroid.
+zone drawn by an analyst. The distance to land is the Euclidean distance
+transform of the land mask (Danielsson 1980) sampled at the outline vertices
+and the centroid; only those pixels are computed, exactly, with
+:func:`.water.distance_to_mask` (nearest land boundary pixel by k-d tree).
 
 Sentinel-1 and Sentinel-2 detections of the same date are merged by a
 minimum-cost one-to-one assignment (Kuhn 1955; Hungarian algorithm in
@@ -27,8 +27,9 @@ import dataclasses
 
 import numpy as np
 from affine import Affine
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+
+from .water import distance_to_mask
 
 
 def _outline_points(geom) -> np.ndarray:
@@ -69,29 +70,36 @@ def flag_at_berth(
     """
     land = np.asarray(land_mask, dtype=bool)
     pixel = float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d)))
-    if land.any():
-        # Distance from each pixel centre to the nearest land pixel centre,
-        # minus half a pixel so a hull pixel adjacent to land is at ~5 m.
-        dist = ndimage.distance_transform_edt(~land) * pixel
-        dist = np.maximum(dist - pixel / 2.0, 0.0)
-    else:
-        dist = None
     zones = list(berth_zones) if berth_zones is not None else []
     inv = ~transform
     h, w = land.shape
-    out = []
+    samples = []
     for v in vessels:
+        pts = np.vstack([_outline_points(v.outline), [[v.x, v.y]]])
+        cols, rows = inv @ (pts[:, 0], pts[:, 1])
+        # Outline vertices lie on pixel edges: sample the pixels on both
+        # sides by flooring and by rounding.
+        rr = np.concatenate([np.floor(rows), np.round(rows) - 1]).astype(int)
+        cc = np.concatenate([np.floor(cols), np.round(cols) - 1]).astype(int)
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        samples.append(rr[inside] * w + cc[inside])
+    pixels = np.unique(np.concatenate(samples)) if samples else np.empty(0, int)
+    if pixels.size and land.any():
+        # Distance from each sampled pixel centre to the nearest land pixel
+        # centre (the values of a full Euclidean distance transform, computed
+        # at the sampled pixels only), minus half a pixel so a hull pixel
+        # adjacent to land is at ~5 m.
+        at = np.zeros(land.shape, dtype=bool)
+        at.flat[pixels] = True
+        dist = distance_to_mask(land, at) * pixel
+        dist = np.maximum(dist - pixel / 2.0, 0.0)
+    else:
+        dist = None
+    out = []
+    for v, flat in zip(vessels, samples):
         d_land = float("inf")
-        if dist is not None:
-            pts = np.vstack([_outline_points(v.outline), [[v.x, v.y]]])
-            cols, rows = inv @ (pts[:, 0], pts[:, 1])
-            # Outline vertices lie on pixel edges: sample the pixels on both
-            # sides by flooring and by rounding.
-            rr = np.concatenate([np.floor(rows), np.round(rows) - 1]).astype(int)
-            cc = np.concatenate([np.floor(cols), np.round(cols) - 1]).astype(int)
-            inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-            if inside.any():
-                d_land = float(dist[rr[inside], cc[inside]].min())
+        if dist is not None and flat.size:
+            d_land = float(dist[np.searchsorted(pixels, flat)].min())
         in_zone = any(v.outline.intersects(z) for z in zones)
         attrs = {**v.attributes, "distance_to_land_m": d_land}
         out.append(dataclasses.replace(v, at_berth=bool(in_zone or d_land <= distance_m), attributes=attrs))

@@ -211,11 +211,13 @@ def _block_sums(image, valid, block):
 def _box_sum(padded, pad, half, shape):
     """Sum over a (2*half+1)^2 box of blocks centred on every block, clipped at edges.
 
-    ``padded`` is the integral image edge-replicated by ``pad >= half`` on
-    every side: out-of-image box corners then read the values at the image
-    edge, which clips the box, with plain slicing.
+    ``padded`` is the integral image edge-replicated by ``pad`` on every
+    side: out-of-image box corners then read the values at the image edge,
+    which clips the box, with plain slicing. ``pad >= max(shape)`` serves
+    every ``half``: a box that wide already covers the whole grid.
     """
     nr, nc = shape
+    half = min(half, pad)
     lo = pad - half
     hi = pad + half + 1
     a = padded[hi : hi + nr, hi : hi + nc] - padded[lo : lo + nr, hi : hi + nc]
@@ -238,19 +240,15 @@ def _ring_moments(sums, guard_half, outer_half, min_background):
     """
     s1, s2, n = sums
     shape = s1.shape
-    ints = [_integral(a, outer_half) for a in (s1, s2, n)]
-    ring = [
-        _box_sum(i, outer_half, outer_half, shape) - _box_sum(i, outer_half, guard_half, shape)
-        for i in ints
-    ]
+    pad = max(shape)
+    ints = [_integral(a, pad) for a in (s1, s2, n)]
+    guard = [_box_sum(i, pad, guard_half, shape) for i in ints]
+    ring = [_box_sum(i, pad, outer_half, shape) - g for i, g in zip(ints, guard)]
     rs1, rs2, rn = ring
     todo = rn < min_background
     half = outer_half * 2
     while todo.any() and half <= 2 * max(shape):
-        wide = [_integral(a, half) for a in (s1, s2, n)]
-        w1, w2, wn = (
-            _box_sum(i, half, half, shape) - _box_sum(i, half, guard_half, shape) for i in wide
-        )
+        w1, w2, wn = (_box_sum(i, pad, half, shape) - g for i, g in zip(ints, guard))
         ok = todo & (wn >= min_background)
         rs1[ok], rs2[ok], rn[ok] = w1[ok], w2[ok], wn[ok]
         todo &= ~ok

@@ -8,7 +8,6 @@ from collections import defaultdict
 import numpy as np
 from affine import Affine
 from rasterio import features
-from scipy import ndimage
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
@@ -43,7 +42,7 @@ def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
     """Outline and shape of every labelled object.
 
     Outlines are the union of the object's pixel squares (vectorised once for
-    the whole image with :func:`rasterio.features.shapes`), so length and width
+    the objects' bounding box with :func:`rasterio.features.shapes`), so length and width
     come from the minimum rotated rectangle of the pixel footprint: a ship of
     12 x 2 pixels along a grid axis measures 120 x 20 m at 10 m.
 
@@ -63,15 +62,27 @@ def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
         ``area_m2``, ``n_pixels``.
     """
     labels = np.asarray(labels)
-    if labels.max(initial=0) == 0:
+    rows, cols = np.nonzero(labels > 0)
+    if rows.size == 0:
         return []
-    lab32 = labels.astype(np.int32, copy=False)
+    # Objects are few and small: everything is computed on the labelled pixels
+    # and their bounding box (GDAL polygonises every pixel it is given), which
+    # makes the cost independent of the image size.
+    pixel_labels = labels[rows, cols].astype(np.intp)
+    r0, c0 = int(rows.min()), int(cols.min())
+    box = labels[r0 : int(rows.max()) + 1, c0 : int(cols.max()) + 1].astype(np.int32)
     parts: dict[int, list] = defaultdict(list)
-    for geom, value in features.shapes(lab32, mask=lab32 > 0, transform=transform):
+    for geom, value in features.shapes(box, mask=box > 0, transform=transform @ Affine.translation(c0, r0)):
         parts[int(value)].append(shape(geom))
-    index = np.arange(1, int(lab32.max()) + 1)
-    counts = ndimage.sum_labels(np.ones_like(lab32, dtype=np.int32), lab32, index)
-    centres = ndimage.center_of_mass(np.ones_like(lab32, dtype=np.uint8), lab32, index)
+    index = np.arange(1, int(pixel_labels.max()) + 1)
+    n_labels = index.size + 1
+    counts = np.bincount(pixel_labels, minlength=n_labels)[1:]
+    # Sums of integer pixel indices are exact in float64, so these centroids are
+    # those of ndimage.center_of_mass to the last bit.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_mean = np.bincount(pixel_labels, weights=rows, minlength=n_labels)[1:] / counts
+        col_mean = np.bincount(pixel_labels, weights=cols, minlength=n_labels)[1:] / counts
+    centres = zip(row_mean.tolist(), col_mean.tolist())
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
     out = []
     for lab, n, (r, c) in zip(index, counts, centres):

@@ -19,7 +19,11 @@ the rest of a port city at 10 m is, in order of strength:
   are used as seeds, not as the yard;
 * yards are large contiguous patches at a quay.
 
-The detector takes colour-textured, spectrally flat seed blocks, grows them
+A spectrally neutral haze veil (thin cloud, fog: the same additive offset in
+every band, seen as water that is not black in NIR and SWIR) is removed
+first by dark-object subtraction (Chavez 1988), since it flattens the
+spectrum and dilutes the colour texture. Then the detector takes
+colour-textured, spectrally flat seed blocks, grows them
 over the connected flat surface by at most ``grow_m`` (the yard interior that
 is grey-brown at 10 m), and keeps patches above a minimum area that come
 within ``max_quay_distance_m`` of water. Inside a patch the stacks are its
@@ -204,6 +208,69 @@ def _water_mask(bands: dict, pixel_size: float, water_ndwi: float, min_water_are
     return ndimage.binary_closing(wet, structure=_disk(r_beam), border_value=1)
 
 
+def haze_offsets(bands: list, water: np.ndarray, percentile: float = 0.5,
+                 clear_water_reflectance=(0.02, 0.02, 0.01, 0.005, 0.005), min_pixels: int = 500) -> np.ndarray:
+    """Additive, spectrally neutral haze offsets by dark-object subtraction over water.
+
+    Dark-object subtraction (Chavez 1988): the ``percentile`` of each band
+    over the water pixels, less the reflectance of clear water in that band
+    (the dark object is not black; Chavez 1996 assumes about 1 %), is the
+    additive path reflectance left in the scene. Water is black in B08 and
+    B11 whatever its colour, so the offset found there is haze; in the visible
+    the excess of the darkest water over ``clear_water_reflectance`` may as
+    well be turbid or algal water. So only the spectrally neutral part is
+    removed: each band's offset is capped at the smaller of the B08 and B11
+    offsets. That is the veil of thin cloud, fog or smoke with large
+    particles, flat from the visible to the SWIR (sen2ships Algiers: the
+    darkest water and land are 0.04-0.05 in every band); blue-weighted
+    aerosol haze with a clear B11 is left alone (its visible excess cannot be
+    told from water colour in one scene).
+
+    Parameters
+    ----------
+    bands : list of 5 (H, W) arrays or None
+        B02, B03, B04, B08, B11 reflectance (None: band missing, offset 0;
+        without B11 the cap is the B08 offset).
+    water : (H, W) bool array
+        Water pixels to take the dark object from.
+    percentile : float
+        Percentile of the water pixels taken as the dark object (0.5).
+    clear_water_reflectance : 5 floats
+        Reflectance of clear water per band, subtracted from the dark object
+        (default 0.02, 0.02, 0.01, 0.005, 0.005: the darkest water of the
+        clear sen2ships scenes is 0.004-0.025, 0.008-0.028, 0-0.015, 0-0.01
+        and 0.001-0.012).
+    min_pixels : int
+        Fewer water pixels give no correction.
+
+    Returns
+    -------
+    (5,) float32 ndarray
+        Offsets, 0-0.2, to subtract from the bands.
+
+    References
+    ----------
+    Chavez, P. S. (1988). An improved dark-object subtraction technique for
+    atmospheric scattering correction of multispectral data. Remote Sens.
+    Environ. 24(3). Chavez, P. S. (1996). Image-based atmospheric
+    corrections - revisited and improved. Photogramm. Eng. Remote Sens. 62(9).
+    """
+    out = np.zeros(len(bands), dtype=np.float32)
+    if int(water.sum()) < min_pixels:
+        return out
+    # Every 4th water pixel: the percentile of ~10^5 pixels is as stable and 4 x cheaper.
+    idx = np.flatnonzero(water.ravel())[::4]
+    for i, band in enumerate(bands):
+        if band is None:
+            continue
+        vals = band.ravel()[idx]
+        vals = vals[np.isfinite(vals)]
+        if vals.size >= min_pixels // 4:
+            out[i] = np.clip(np.percentile(vals, percentile) - clear_water_reflectance[i], 0.0, 0.2)
+    veil = out[3] if bands[4] is None else min(out[3], out[4])
+    return np.minimum(out, veil)
+
+
 def detect_container_stacks(
     bands: dict,
     transform: Affine,
@@ -231,6 +298,10 @@ def detect_container_stacks(
     water_ndwi: float = 0.0,
     min_water_area_m2: float = 10000.0,
     max_vessel_beam_m: float = 60.0,
+    haze_correction: bool = True,
+    dark_object_percentile: float = 0.5,
+    clear_water_reflectance: tuple = (0.02, 0.02, 0.01, 0.005, 0.005),
+    min_dark_object_pixels: int = 500,
     teu_params: dict | None = None,
 ) -> tuple[list[ContainerStack], dict]:
     """Detect container stacks on Sentinel-2 L2A reflectance.
@@ -313,6 +384,16 @@ def detect_container_stacks(
         quay apron of 30-100 m.
     water_ndwi, min_water_area_m2, max_vessel_beam_m : float
         Water mask used when ``water`` is not given.
+    haze_correction : bool
+        Subtract the spectrally neutral haze veil found over the water
+        (:func:`haze_offsets`) from all bands before any test (default True).
+        The thresholds above are those of clear L2A scenes; under a veil the
+        yard's relative colour texture and its SWIR/visible contrast to
+        concrete shrink (sen2ships Algiers: inside-terminal share 0.09 without,
+        0.52 with the correction). Clear scenes get no correction.
+    dark_object_percentile, clear_water_reflectance, min_dark_object_pixels
+        Passed to :func:`haze_offsets` (0.5 %, clear-water reflectance per
+        band B02..B11, at least 500 water pixels).
     teu_params : dict, optional
         Keyword arguments for :func:`estimate_teu`.
 
@@ -324,7 +405,8 @@ def detect_container_stacks(
     stats : dict
         ``observed_fraction`` (share of land pixels not hidden by SCL cloud,
         shadow or no-data), ``stack_area_m2``, ``teu_estimate``, ``teu_low``,
-        ``teu_high``, ``stack_mask`` (bool array) and ``n_stacks``.
+        ``teu_high``, ``stack_mask`` (bool array), ``n_stacks`` and
+        ``haze_offsets`` (the five reflectance offsets subtracted, B02..B11).
 
     References
     ----------
@@ -337,6 +419,9 @@ def detect_container_stacks(
     images. Proc. SPIE 5007.
     Vincent, L. (1993). Morphological grayscale reconstruction in image
     analysis. IEEE Trans. Image Process. 2(2) (geodesic dilation).
+    Chavez, P. S. (1988). An improved dark-object subtraction technique for
+    atmospheric scattering correction of multispectral data. Remote Sens.
+    Environ. 24(3).
     """
     teu_params = dict(teu_params or {})
     blue = np.asarray(bands["B02"], dtype=np.float32)
@@ -351,14 +436,22 @@ def detect_container_stacks(
         valid &= np.isfinite(swir)
     if scl is not None:
         valid &= ~isin_codes(scl, UNOBSERVED_SCL)
-    filled = {k: np.where(valid, v, 0.0).astype(np.float32) for k, v in
-              (("B02", blue), ("B03", green), ("B04", red), ("B08", nir))}
 
     if water is None:
         water_mask = _water_mask(bands, pixel_size, water_ndwi, min_water_area_m2, max_vessel_beam_m)
     else:
         water_mask = np.asarray(water, dtype=bool)
     land = ~water_mask
+
+    offsets = np.zeros(5, dtype=np.float32)
+    if haze_correction:
+        offsets = haze_offsets([blue, green, red, nir, swir], water_mask & valid, dark_object_percentile,
+                               clear_water_reflectance, min_dark_object_pixels)
+        blue, green, red, nir = (b - o for b, o in zip((blue, green, red, nir), offsets[:4]))
+        if swir is not None:
+            swir = swir - offsets[4]
+    filled = {k: np.where(valid, v, 0.0).astype(np.float32) for k, v in
+              (("B02", blue), ("B03", green), ("B04", red), ("B08", nir))}
 
     deck = np.zeros(shape_, dtype=bool)
     if vessels:
@@ -507,5 +600,6 @@ def detect_container_stacks(
         "teu_high": high,
         "stack_mask": mask,
         "n_stacks": len(stacks),
+        "haze_offsets": [float(o) for o in offsets],
     }
     return stacks, stats

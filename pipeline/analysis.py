@@ -57,6 +57,22 @@ class AnalysisParams:
         (mooring shifts plus the geolocation differences of S1 and S2).
     match_length_rel : float
         Largest relative length difference of the same ship between two dates.
+    berth_shift_distance_m : float
+        A large vessel gone from its berth and a vessel of compatible length
+        (the ``voyage_length_*`` gate: two berths, two independent
+        measurements) newly at another berth of the same AOI, on the same pair
+        of consecutive usable observations, are one call that shifted berth
+        when the berths are at most this far apart (default 3 km, a port's
+        extent). Ships at Rajin unload at one pier, then move to another to
+        load (RUSI, October 2023); split, such a call would invent a departure
+        and an arrival. A departure and an unrelated arrival of a similar ship
+        within one revisit are merged too: that is the price, kept small by
+        ``berth_shift_max_gap_days``. 0 disables.
+    berth_shift_max_gap_days : float
+        Longest interval between the two observations of a berth shift
+        (default 3 days). Shifting berth takes hours; over a longer interval
+        one ship leaving and another arriving (a call of 2-5 days each) becomes
+        as likely, and the pair is left as a departure and an arrival.
     transit_days : (float, float)
         Shortest and longest origin-destination transit, days, as the difference
         of observation dates (Rajin-Dunai is about 200 km by sea, under a day at
@@ -86,6 +102,8 @@ class AnalysisParams:
     min_clear: float = 0.6
     match_distance_m: float = 150.0
     match_length_rel: float = 0.25
+    berth_shift_distance_m: float = 3000.0
+    berth_shift_max_gap_days: float = 3.0
     transit_days: tuple[float, float] = (1.0, 5.0)
     voyage_length_rel: float = 0.4
     voyage_length_abs_m: float = 15.0
@@ -236,18 +254,28 @@ class PortCall:
     sightings: list[VesselSighting]
     arrive: tuple[dt.date | None, dt.date]
     depart: tuple[dt.date, dt.date | None]
+    #: Observation dates on which the vessel was first seen at a new berth.
+    berth_shifts: list[dt.date] = field(default_factory=list)
 
     @property
     def length_m(self) -> float:
         return float(np.median([s.length_m for s in self.sightings]))
 
     @property
+    def berth(self) -> VesselSighting:
+        """The sighting nearest the median position: a real berth even when the call shifted berth."""
+        lon = np.array([s.lon for s in self.sightings])
+        lat = np.array([s.lat for s in self.sightings])
+        x, y = _local_xy(lon, lat, float(lat[0]))
+        return self.sightings[int(np.argmin(np.hypot(x - np.median(x), y - np.median(y))))]
+
+    @property
     def lon(self) -> float:
-        return float(np.median([s.lon for s in self.sightings]))
+        return float(self.berth.lon)
 
     @property
     def lat(self) -> float:
-        return float(np.median([s.lat for s in self.sightings]))
+        return float(self.berth.lat)
 
     @property
     def score(self) -> float:
@@ -263,7 +291,7 @@ class PortCall:
                 "arrive": [_iso(self.arrive[0]), _iso(self.arrive[1])],
                 "depart": [_iso(self.depart[0]), _iso(self.depart[1])],
                 "seen": [_iso(d) for d in self.seen], "sensors": sorted({s.sensor for s in self.sightings}),
-                "score": round(self.score, 3)}
+                "berth_shifts": [_iso(d) for d in self.berth_shifts], "score": round(self.score, 3)}
 
 
 def _iso(d: dt.date | None) -> str | None:
@@ -291,6 +319,25 @@ def _match(tracks: list[VesselSighting], found: list[VesselSighting], p: Analysi
     return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
 
 
+def _match_berth_shifts(tracks: list[VesselSighting], found: list[VesselSighting],
+                        p: AnalysisParams) -> list[tuple[int, int]]:
+    """Pairs (track, detection) of a ship that moved to another berth of the AOI."""
+    if not tracks or not found or p.berth_shift_distance_m <= 0:
+        return []
+    lat0 = tracks[0].lat
+    tx, ty = _local_xy([t.lon for t in tracks], [t.lat for t in tracks], lat0)
+    fx, fy = _local_xy([f.lon for f in found], [f.lat for f in found], lat0)
+    dist = np.hypot(tx[:, None] - fx[None, :], ty[:, None] - fy[None, :])
+    tl = np.array([t.length_m for t in tracks])[:, None]
+    fl = np.array([f.length_m for f in found])[None, :]
+    diff = np.abs(tl - fl)
+    gate = np.maximum(p.voyage_length_rel * np.maximum(tl, fl), p.voyage_length_abs_m)
+    ok = (dist <= p.berth_shift_distance_m) & (diff <= gate)
+    cost = np.where(ok, diff / gate, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
+
+
 def track_port_calls(observations: Sequence[Observation], p: AnalysisParams) -> list[PortCall]:
     """Port calls of large berthed vessels at each AOI.
 
@@ -300,8 +347,12 @@ def track_port_calls(observations: Sequence[Observation], p: AnalysisParams) -> 
     distance and relative length, gated by ``match_distance_m`` and
     ``match_length_rel``. An unmatched call ends (the vessel departed between
     its last sighting and this date); an unmatched vessel opens a call (it
-    arrived since the previous usable date). Unusable (cloudy) dates are
-    skipped: they neither end nor open a call.
+    arrived since the previous usable date). Calls left unmatched that were
+    seen on the previous usable date are then offered to the unmatched
+    vessels once more, without the distance gate of one berth
+    (``berth_shift_distance_m``): a ship that moved to another berth keeps
+    its call. Unusable (cloudy) dates are skipped: they neither end nor open
+    a call.
     """
     calls: list[PortCall] = []
     for aoi, obs in by_aoi(observations).items():
@@ -311,6 +362,15 @@ def track_port_calls(observations: Sequence[Observation], p: AnalysisParams) -> 
         for o in usable:
             found = o.large_at_berth(p)
             pairs = _match([c.sightings[-1] for c in open_calls], found, p)
+            shift_possible = prev is not None and (o.date - prev).days <= p.berth_shift_max_gap_days
+            rest_calls = [i for i in range(len(open_calls)) if shift_possible
+                          and i not in {r for r, _ in pairs} and open_calls[i].sightings[-1].date == prev]
+            rest_found = [j for j in range(len(found)) if j not in {c for _, c in pairs}]
+            shifts = _match_berth_shifts([open_calls[i].sightings[-1] for i in rest_calls],
+                                         [found[j] for j in rest_found], p)
+            for r, c in shifts:
+                open_calls[rest_calls[r]].berth_shifts.append(o.date)
+            pairs += [(rest_calls[r], rest_found[c]) for r, c in shifts]
             matched_calls = {r for r, _ in pairs}
             matched_found = {c for _, c in pairs}
             for r, c in pairs:

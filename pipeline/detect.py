@@ -198,7 +198,7 @@ def load_tile(tile: TileRef, grid: Grid) -> tuple[dict[str, np.ndarray], dict]:
         raise UserError(f"{path}: not a readable GeoTIFF or truncated ({str(exc).splitlines()[0]})") from None
     if np.isinf(data).any():
         raise UserError(f"{path}: infinite values")
-    if not np.isfinite(data).any():
+    if not any(np.isfinite(band).any() for band in data):  # usually decided by the first band
         raise UserError(f"{path}: no valid pixel (all no data)")
     return {name: data[i] for i, name in enumerate(want)}, item
 
@@ -706,15 +706,20 @@ def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list
 def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, workers: int, params: dict, futures: dict):
     """Start the dates that need computing on a process pool; None when not worth it.
 
-    The pool is forked before the progress bar starts its thread; the results
-    come back as feature lists and are written (atomically) by the parent, in
-    task order, so the manifest and the progress bar stay single-threaded.
+    Workers come from a fork server (a fresh interpreter that preloads this
+    module), never from a fork of the caller: a fork inherits locks held by
+    the caller's other threads (GDAL, a progress bar, a test server) and
+    can deadlock in the child. The results come back as feature lists and
+    are written (atomically) by the parent, in task order, so the manifest
+    and the progress bar stay single-threaded.
     """
     stale = [t for t in tasks if force or not manifest.is_current(t)]
     workers = min(workers, len(stale))
     if workers < 2:
         return None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     for t in stale:
         m = t.meta
         futures[t.key] = pool.submit(_detect_in_worker, m["aoi"], m["reference"], m["date"], m["tiles"], params)

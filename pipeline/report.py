@@ -11,6 +11,7 @@ folder and a manifest make reruns incremental.
 from __future__ import annotations
 
 import base64
+import hashlib
 import datetime as dt
 import json
 import logging
@@ -292,6 +293,17 @@ def report_aois(opts: RunOptions, claim: Claim) -> list[str]:
     return ids
 
 
+def report_code_digest() -> str:
+    """Digest of the report stage's code and templates: edits re-render the report."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in [here / n for n in ("report.py", "analysis.py", "figures.py")] + sorted((here / "templates").glob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None = None) -> Path:
     """Write ``<out>/report/`` for ``claim``; returns the path of ``index.html``."""
     p = params or an.AnalysisParams(**opts.extra.get("report_params", {}))
@@ -324,7 +336,7 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
         write_report(r, dest)
 
     task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,
-                params={"report_version": REPORT_VERSION, "claim": claim.id, "aois": aois,
+                params={"report_version": REPORT_VERSION, "code": report_code_digest(), "claim": claim.id, "aois": aois,
                         "start": opts.start, "end": opts.end, "analysis": p.as_dict(),
                         "aoi_geometry": {a: aoi_objects[a].geometry.wkt for a in aoi_objects}},
                 run=run)

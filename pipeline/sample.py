@@ -120,9 +120,13 @@ def _truth_features(state, layout, crs) -> tuple[list[dict], dict]:
     return feats, {"large_vessels_at_berth": large_at_berth, "yard_teu": teu_total, "yard_stack_area_m2": area_total}
 
 
-#: What the scene workers need; set before the pool forks so workers inherit it (with the
-#: layouts' cached class maps and static scenes) instead of receiving pickled copies.
+#: What the scene workers need (with the layouts' cached class maps and static scenes):
+#: set before the pool starts and handed to each worker once by :func:`_init_worker`.
 _CONTEXT: dict = {}
+
+
+def _init_worker(context: dict) -> None:
+    _CONTEXT.update(context)
 
 
 def _render_job(job: tuple[str, str, dt.date, int]) -> tuple[dict, dict, str, str]:
@@ -158,8 +162,12 @@ def _render_job(job: tuple[str, str, dt.date, int]) -> tuple[dict, dict, str, st
 
 
 def _run_jobs(jobs: list, workers: int):
-    if workers > 1 and len(jobs) > 1 and "fork" in mp.get_all_start_methods():
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+    # A fork server, not a fork of the caller: see pipeline.detect._submit_stale.
+    if workers > 1 and len(jobs) > 1 and "forkserver" in mp.get_all_start_methods():
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(dict(_CONTEXT),)) as pool:
             yield from pool.map(_render_job, jobs, chunksize=1)
     else:
         yield from map(_render_job, jobs)

@@ -185,3 +185,52 @@ def test_a_second_candidate_arrival_keeps_a_voyage_from_being_counted():
                    "sentinel-1-grd")
     voyages = an.infer_voyages([dep, first, second], "dunai", "rajin", P)
     assert len(voyages) == 1 and voyages[0].confidence < P.min_voyage_confidence
+
+
+def _sighting(d, lon, lat, length):
+    return an.VesselSighting("rajin", d, lon, lat, length, 18.0, 0.9, True, "sentinel-2-l2a")
+
+
+def _berth_shift_series(second_length, every_days=2):
+    """A 120 m ship at pier A on two dates, then a ship of ``second_length`` at pier B (~850 m away)."""
+    dates = [D("2023-09-01") + dt.timedelta(days=every_days * i) for i in range(5)]
+    pier_a, pier_b = (130.2826, 42.2271), (130.2900, 42.2330)
+    obs = []
+    for i, d in enumerate(dates):
+        vessels = []
+        if i in (1, 2):
+            vessels.append(_sighting(d, *pier_a, 120.0))
+        if i == 3:
+            # Measured at the new berth by another sensor: 25 % shorter.
+            vessels.append(_sighting(d, *pier_b, second_length))
+        obs.append(an.Observation("rajin", d, ("sentinel-2-l2a",), {"sentinel-2-l2a": 1.0}, vessels))
+    return dates, obs
+
+
+def test_a_ship_moving_to_another_berth_keeps_its_call():
+    dates, obs = _berth_shift_series(second_length=90.0)
+    calls = an.track_port_calls(obs, P)
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.arrive == (dates[0], dates[1]) and call.depart == (dates[3], dates[4])
+    assert call.berth_shifts == [dates[3]]
+    assert call.to_dict()["berth_shifts"] == [dates[3].isoformat()]
+    # The call's position is one of the berths, not the water between them.
+    assert (round(call.lon, 4), round(call.lat, 4)) in {(130.2826, 42.2271), (130.29, 42.233)}
+    # Disabled, the move reads as a departure and an arrival on the same dates.
+    split = an.track_port_calls(obs, an.AnalysisParams(berth_shift_distance_m=0.0))
+    assert [(c.arrive, c.depart) for c in split] == [((dates[0], dates[1]), (dates[2], dates[3])),
+                                                      ((dates[2], dates[3]), (dates[3], dates[4]))]
+
+
+def test_a_ship_of_another_size_at_another_berth_is_a_new_call():
+    _, obs = _berth_shift_series(second_length=250.0)
+    calls = an.track_port_calls(obs, P)
+    assert len(calls) == 2 and not any(c.berth_shifts for c in calls)
+
+
+def test_over_a_long_gap_a_new_ship_at_another_berth_is_a_new_call():
+    # Five days between the images: a departure and another ship's arrival are as likely as a shift.
+    _, obs = _berth_shift_series(second_length=90.0, every_days=5)
+    calls = an.track_port_calls(obs, P)
+    assert len(calls) == 2 and not any(c.berth_shifts for c in calls)

@@ -96,6 +96,19 @@ def test_rerun_is_incremental(tmp_path, claim):
     assert s["verdict"]["activity"] == "insufficient_data"
 
 
+def test_edited_report_code_rerenders(tmp_path, claim, monkeypatch):
+    from berthwatch.pipeline import report
+
+    write_scenario(in_window_scenario(), tmp_path)
+    opts = RunOptions(aois=resolve_aois(["rajin", "dunai"]), out_dir=tmp_path)
+    index = run_report(opts, claim)
+    first = index.stat().st_mtime_ns
+    # A new template or analysis (same detections, same parameters) must not leave the old report.
+    monkeypatch.setattr(report, "report_code_digest", lambda: "edited")
+    run_report(opts, claim)
+    assert index.stat().st_mtime_ns != first
+
+
 def test_no_detections_is_a_user_error(tmp_path, claim):
     with pytest.raises(UserError, match="no detections"):
         run_report(RunOptions(aois=resolve_aois(["rajin", "dunai"]), out_dir=tmp_path), claim)

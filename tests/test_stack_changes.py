@@ -59,7 +59,10 @@ def test_cloudy_spell_is_not_a_decrease():
     area[20:26] *= 0.5
     assert detect_stack_changes(dates, area, observed) == []
     unfiltered = detect_stack_changes(dates, area, observed, min_observed=0.0)
-    assert [c["kind"] for c in unfiltered] == ["decrease", "increase"]
+    # Unfiltered, the spell's edges read as a decrease and an increase (and the
+    # cloudy date 2 as a one-date dip: two opposite gap steps).
+    assert {(c["kind"], np.datetime64(c["after_date"], "D")) for c in unfiltered} >= {
+        ("decrease", dates[20]), ("increase", dates[26])}
 
 
 def test_accepts_date_objects_and_unsorted_input():
@@ -85,3 +88,58 @@ def test_short_pulse_in_a_long_series_is_found():
     assert [c["kind"] for c in changes] == ["increase", "decrease"]
     assert changes[0]["after_date"] == dates[20] and changes[1]["after_date"] == dates[23]
     assert changes[0]["delta_teu"][1] == pytest.approx(300, rel=0.2)
+
+
+def _busy_yard(seed, n=19, level_teu=3000.0, relative_noise=0.0):
+    """A Rajin-like yard: +-150..400 TEU between most pairs of 5-day revisits."""
+    rng = np.random.default_rng(seed)
+    dates = np.datetime64("2023-08-05") + np.arange(n) * np.timedelta64(5, "D")
+    deltas = rng.choice([-1.0, 1.0], n - 1) * rng.uniform(150.0, 400.0, n - 1)
+    deltas[rng.random(n - 1) < 0.2] = 0.0
+    teu = level_teu + np.concatenate([[0.0], np.cumsum(deltas)])
+    area = teu * AREA_PER_TEU * (1.0 + relative_noise * rng.standard_normal(n))
+    return dates, area, np.ones(n), deltas
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_busy_yard_every_gap_with_a_change_is_a_step(seed):
+    # Truth-like areas (0.5 % noise): every gap with a change of >= 150 TEU is
+    # reported with its own two dates, whatever happens in the neighbouring gaps.
+    dates, area, observed, deltas = _busy_yard(seed, relative_noise=0.005)
+    changes = detect_stack_changes(dates, area, observed, relative_noise=0.005, absolute_noise_m2=100.0)
+    by_gap = {int(np.searchsorted(dates, c["after_date"])) - 1: c for c in changes}
+    for k, d in enumerate(deltas):
+        if d == 0:
+            assert k not in by_gap, k
+            continue
+        c = by_gap[k]
+        assert c["kind"] == ("increase" if d > 0 else "decrease")
+        assert c["before_date"] == dates[k] and c["after_date"] == dates[k + 1]
+        # 0.5 % of a 3,000-6,000 TEU yard: 15-30 TEU per date, 20-45 TEU per difference.
+        assert c["delta_teu"][1] == pytest.approx(d, abs=100.0)
+    # Segmentation alone (sparse-step model) misses most of them: the first
+    # differences it takes for noise are the signal here.
+    sparse = detect_stack_changes(dates, area, observed, relative_noise=None)
+    assert len(sparse) < 0.5 * np.count_nonzero(deltas)
+    # With the default noise model (5 %, for the detector's scatter) only large changes pass.
+    default = detect_stack_changes(dates, area, observed)
+    assert all(abs(c["delta_teu"][1]) >= 250 for c in default if c["method"] == "gap")
+
+
+def test_gap_test_false_step_rate_matches_the_noise_model():
+    # Flat yards with exactly the modelled noise (2 % of the area, 1 sigma):
+    # at gap_z = 3.5 about 1 gap in 2,000 is a false step.
+    rng = np.random.default_rng(11)
+    n_series, n = 300, 19
+    false_steps = 0
+    for _ in range(n_series):
+        dates = np.datetime64("2023-08-05") + np.arange(n) * np.timedelta64(5, "D")
+        area = 3000.0 * AREA_PER_TEU * (1.0 + 0.02 * rng.standard_normal(n))
+        false_steps += len(detect_stack_changes(dates, area, np.ones(n), relative_noise=0.02))
+    gaps = n_series * (n - 1)
+    assert false_steps / gaps < 0.003  # expected ~0.0005 (+ segmentation, which is stricter)
+    # Noise twice the model: the rate rises, which is why the parameter must
+    # match the detector's measured scatter.
+    noisy = sum(len(detect_stack_changes(dates, 3000.0 * AREA_PER_TEU * (1.0 + 0.04 * rng.standard_normal(n)),
+                                         np.ones(n), relative_noise=0.02)) for _ in range(n_series))
+    assert noisy > false_steps

@@ -5,7 +5,7 @@ import pytest
 from affine import Affine
 
 from berthwatch.detectors.records import ContainerStack, Vessel
-from berthwatch.detectors.stacks import detect_container_stacks, estimate_teu
+from berthwatch.detectors.stacks import detect_container_stacks, estimate_teu, haze_offsets
 
 PIX = 10.0
 TRANSFORM = Affine(PIX, 0, 500000.0, 0, -PIX, 4700000.0)
@@ -163,3 +163,34 @@ def test_grey_step_between_yard_floor_and_apron_is_not_stack():
     assert stats["stack_mask"][edge].sum() == 0
     # Multi-coloured boxes are kept: their texture changes hue as well.
     assert (stats["stack_mask"] & truth).sum() >= 0.95 * truth.sum()
+
+
+def test_neutral_haze_veil_is_measured_over_water_and_removed():
+    # Thin cloud/fog: transmission 0.85 and the same path reflectance in every band.
+    bands, truth = _scene()
+    veil = 0.05
+    hazy = {k: 0.85 * v + veil for k, v in bands.items()}
+    water = np.zeros(truth.shape, dtype=bool)
+    water[:, 165:] = True
+    offsets = haze_offsets([hazy[b] for b in BANDS], water)
+    # The darkest water is 0.85 * WATER + veil; less the clear-water allowance the
+    # offset is the veil within the water's own reflectance, equal in every band
+    # (capped by the NIR/SWIR offset).
+    assert np.allclose(offsets, offsets[0]) and veil - 0.01 <= offsets[0] <= veil + 0.005
+    _, stats = detect_container_stacks(hazy, TRANSFORM)
+    assert stats["haze_offsets"] == pytest.approx(list(offsets), abs=1e-4)
+    assert stats["stack_area_m2"] == pytest.approx(truth.sum() * PIX**2, rel=0.15)
+    assert stats["stack_mask"][120:195, 20:160].sum() == 0
+
+
+def test_coloured_water_without_a_nir_swir_veil_is_not_haze():
+    # Turbid or blue water is bright in the visible only; NIR and SWIR stay black,
+    # so nothing is subtracted (the visible excess is water colour, not a veil).
+    bands, truth = _scene()
+    water = np.zeros(truth.shape, dtype=bool)
+    water[:, 165:] = True
+    for b, extra in zip(BANDS, (0.06, 0.05, 0.03, 0.0, 0.0)):
+        bands[b][water] += extra
+    assert np.all(haze_offsets([bands[b] for b in BANDS], water) == 0)
+    # Too little water: no estimate at all.
+    assert np.all(haze_offsets([bands[b] + 0.1 for b in BANDS], water & (np.arange(200) < 2)[:, None]) == 0)

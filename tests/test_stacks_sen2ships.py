@@ -12,16 +12,18 @@ Measured with the defaults: inside share of detected area (of the area off
 labelled vessels) / coverage of the outlined yards / stack area per km2 of
 non-yard land (off vessels):
 durban 0.67 (0.71) / 0.52 / 5700 (4900), gdynia 0.38 (0.45) / 0.18 / 6800
-(5100), algiers 0.07 (0.09) / 0.03 / 7100 (5700), casablanca 0.70 (0.73) /
-0.37 / 40000 (35000), athens 0.22 (0.22) / 0.45 / 36000 (35000), cartagena
-0.36 / 0.12 / 5700, hedland - / - / 420, honolulu - / - / 0.
+(5100), algiers 0.52 (0.52) / 0.09 / 1400 (1400), casablanca 0.71 (0.73) /
+0.43 / 44500 (39500), athens 0.22 (0.22) / 0.45 / 36000 (35000), cartagena
+0.46 / 0.40 / 12500, hedland - / - / 420, honolulu - / - / 0.
 The outlines were checked on zoomed overlays: they follow the quay edges and
-the ships alongside lie outside them. Algiers is hazy (darkest pixels ~0.04 in
-every band, sun glint over the bay): the yard's relative colour texture falls
-below the seed threshold, so it is missed, while red hulls moored at the
-jetties and the breakwater's wet edge make most of its detections. Dense
+the ships alongside lie outside them. Algiers and cartagena are hazy: their
+darkest water and land are 0.04-0.05 (algiers) and 0.07-0.1 (cartagena) in
+every band up to B11, a spectrally neutral veil that the detector measures
+over the water and subtracts (before the correction algiers was 0.09 / 0.03
+/ 7100, its yard's relative colour texture below the seed threshold, and
+cartagena 0.36 / 0.12 / 5700). The other scenes get no correction. Dense
 flat-roofed city blocks (athens, casablanca) and shipyards by the water
-(gdynia) are the other main false alarms. The thresholds below guard these
+(gdynia) are the main false alarms. The thresholds below guard these
 numbers against regressions; they are not the target.
 """
 
@@ -90,14 +92,18 @@ def test_detections_concentrate_in_yards(results):
     # and gdynia 0.45.
     for port, bound in (("durban", 0.65), ("casablanca", 0.65), ("gdynia", 0.4)):
         assert results[port]["inside_share_ashore"] > bound, port
+    # Hazy algiers, after the haze-veil correction (0.09 without it).
+    assert results["algiers"]["inside_share_ashore"] > 0.4
+    assert results["algiers"]["terminal_coverage"] > 0.05
 
 
 def test_false_positive_bound_on_other_land(results):
     for port in ("durban", "gdynia", "algiers", "hedland"):
         # <= 0.8 % of the non-yard land of the scene flagged as stacks.
         assert results[port]["outside_m2_per_km2_other_land"] < 8000, port
-        # Measured 420-5,700 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
+        # Measured 420-5,100 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
         assert results[port]["outside_m2_per_km2_other_land_ashore"] < 7000, port
+    assert results["algiers"]["outside_m2_per_km2_other_land_ashore"] < 3000  # 1,400 (5,700 before the haze correction)
 
 
 def test_no_stacks_on_open_water_or_vegetation(results):
