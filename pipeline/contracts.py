@@ -146,7 +146,10 @@ def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str
         with mem.open() as src, atomic_path(path) as tmp:
             # ZSTD level 1 with the floating-point predictor: 2-5x faster to write and
             # read than DEFLATE at about the same size; GDAL >= 2.3 (QGIS, rasterio) reads it.
-            rio_copy(src, tmp, driver="COG", compress="ZSTD", level=1, predictor=3, blocksize=512,
+            # 256-px blocks: AOI tiles are a few hundred pixels a side, and 512-px edge
+            # blocks are mostly padding that is decoded on every read (Dunai, 674 x 633:
+            # 2.5x the pixels; a read takes 34 ms instead of 46).
+            rio_copy(src, tmp, driver="COG", compress="ZSTD", level=1, predictor=3, blocksize=256,
                      overviews="AUTO", resampling="average")
 
 
