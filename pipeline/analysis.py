@@ -302,21 +302,28 @@ def _local_xy(lon: np.ndarray, lat: np.ndarray, lat0: float) -> tuple[np.ndarray
     return np.asarray(lon) * M_PER_DEG * math.cos(math.radians(lat0)), np.asarray(lat) * M_PER_DEG
 
 
-def _match(tracks: list[VesselSighting], found: list[VesselSighting], p: AnalysisParams) -> list[tuple[int, int]]:
-    """Pairs (track, detection) of the same ship on consecutive dates (optimal assignment)."""
-    if not tracks or not found:
-        return []
+def _pair_geometry(tracks: list[VesselSighting], found: list[VesselSighting]):
+    """Centroid distances (m) and the two lengths, as (tracks x found) arrays."""
     lat0 = tracks[0].lat
     tx, ty = _local_xy([t.lon for t in tracks], [t.lat for t in tracks], lat0)
     fx, fy = _local_xy([f.lon for f in found], [f.lat for f in found], lat0)
     dist = np.hypot(tx[:, None] - fx[None, :], ty[:, None] - fy[None, :])
-    tl = np.array([t.length_m for t in tracks])[:, None]
-    fl = np.array([f.length_m for f in found])[None, :]
+    return dist, np.array([t.length_m for t in tracks])[:, None], np.array([f.length_m for f in found])[None, :]
+
+
+def _assign(ok: np.ndarray, cost: np.ndarray) -> list[tuple[int, int]]:
+    rows, cols = linear_sum_assignment(np.where(ok, cost, 1e6))
+    return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
+
+
+def _match(tracks: list[VesselSighting], found: list[VesselSighting], p: AnalysisParams) -> list[tuple[int, int]]:
+    """Pairs (track, detection) of the same ship on consecutive dates (optimal assignment)."""
+    if not tracks or not found:
+        return []
+    dist, tl, fl = _pair_geometry(tracks, found)
     rel = np.abs(tl - fl) / np.maximum(tl, fl)
     ok = (dist <= p.match_distance_m) & (rel <= p.match_length_rel)
-    cost = np.where(ok, dist / p.match_distance_m + rel / p.match_length_rel, 1e6)
-    rows, cols = linear_sum_assignment(cost)
-    return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
+    return _assign(ok, dist / p.match_distance_m + rel / p.match_length_rel)
 
 
 def _match_berth_shifts(tracks: list[VesselSighting], found: list[VesselSighting],
@@ -324,18 +331,11 @@ def _match_berth_shifts(tracks: list[VesselSighting], found: list[VesselSighting
     """Pairs (track, detection) of a ship that moved to another berth of the AOI."""
     if not tracks or not found or p.berth_shift_distance_m <= 0:
         return []
-    lat0 = tracks[0].lat
-    tx, ty = _local_xy([t.lon for t in tracks], [t.lat for t in tracks], lat0)
-    fx, fy = _local_xy([f.lon for f in found], [f.lat for f in found], lat0)
-    dist = np.hypot(tx[:, None] - fx[None, :], ty[:, None] - fy[None, :])
-    tl = np.array([t.length_m for t in tracks])[:, None]
-    fl = np.array([f.length_m for f in found])[None, :]
+    dist, tl, fl = _pair_geometry(tracks, found)
     diff = np.abs(tl - fl)
     gate = np.maximum(p.voyage_length_rel * np.maximum(tl, fl), p.voyage_length_abs_m)
     ok = (dist <= p.berth_shift_distance_m) & (diff <= gate)
-    cost = np.where(ok, diff / gate, 1e6)
-    rows, cols = linear_sum_assignment(cost)
-    return [(r, c) for r, c in zip(rows, cols) if ok[r, c]]
+    return _assign(ok, diff / gate)
 
 
 def track_port_calls(observations: Sequence[Observation], p: AnalysisParams) -> list[PortCall]:
