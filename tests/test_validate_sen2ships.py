@@ -30,6 +30,29 @@ def test_match_is_one_to_one_within_grown_box():
     assert match(np.array([[36.1, 32]]), boxes, margin_px=1.0) == []
 
 
+def test_read_port_treats_a_zero_in_one_band_as_data(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from berthwatch.pipeline.validation.sen2ships import read_port
+
+    dn = {b: np.full((4, 5), 2000, np.uint16) for b in ("B02", "B03", "B04", "B08", "B11")}
+    dn["B08"][1, 1] = 0  # dark water clipped to 0 in NIR: a valid observation
+    for b in dn:
+        dn[b][3, 4] = 0  # outside the swath: 0 in every band
+    for b, a in dn.items():
+        with rasterio.open(tmp_path / f"{b}.tif", "w", driver="GTiff", width=5, height=4, count=1, dtype="uint16",
+                           crs="EPSG:3857", transform=from_origin(0, 4_000_000, 10, 10)) as ds:
+            ds.write(a, 1)
+    (tmp_path / "vessels.json").write_text(json.dumps({"annotations": []}))
+    bands, _, pixel_size, _, _ = read_port(tmp_path)
+    assert bands["B08"][1, 1] == 0.0 and np.isfinite(bands["B02"][1, 1])
+    assert all(np.isnan(v[3, 4]) for v in bands.values())
+    assert sum(int(np.isnan(v).sum()) for v in bands.values()) == 5
+    assert abs(bands["B02"][0, 0] - 2000 / 65535) < 1e-6
+    assert 8.2 < pixel_size < 8.4  # 10 Mercator metres are 10 cos(33.8 deg) = 8.3 m on the ground there
+
+
 def test_boosted_trees_learn_an_interaction_and_match_detector_format():
     rng = np.random.default_rng(1)
     X = rng.uniform(0, 1, (600, len(optical.FEATURE_NAMES)))
