@@ -717,8 +717,11 @@ def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, workers: i
     workers = min(workers, len(stale))
     if workers < 2:
         return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:  # Windows
+        context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     for t in stale:
         m = t.meta
