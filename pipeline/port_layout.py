@@ -632,3 +632,25 @@ def stack_masks(layout: Layout, stack: SimStack, s: np.ndarray, t: np.ndarray, s
     # Lines stack their boxes together: runs of 2-3 slots along a row share a colour.
     colour = u(ks // 3, kt, 3)
     return {"inside": inside, "occupied": occupied, "tiers": np.where(occupied, tiers, 0), "colour_u": colour}
+
+
+def stack_renders(layout: Layout, state: DayState, salt: int):
+    """``(window, masks)`` of each of the day's stacks on the grid (:func:`stack_masks` on its window)."""
+    for stack in state.stacks:
+        if stack.outline is None:
+            continue
+        win = pixel_window(layout.grid, stack.outline, 2)
+        if win is None:
+            continue
+        s, t = window_st(layout, win, OVERSAMPLE)
+        yield win, stack_masks(layout, stack, s, t, salt=salt)
+
+
+def vessel_renders(layout: Layout, state: DayState):
+    """``(vessel, window, masks)`` of each of the day's vessels on the grid (:func:`vessel_masks`)."""
+    for v in state.vessels:
+        win = pixel_window(layout.grid, v.outline, 2)
+        if win is None:
+            continue
+        s, t = window_st(layout, win, OVERSAMPLE)
+        yield v, win, vessel_masks(v, s, t)

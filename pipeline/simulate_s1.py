@@ -33,7 +33,7 @@ from scipy import ndimage
 from .port_layout import (
     ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, OVERSAMPLE, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL,
     STATIC_OVERSAMPLE, WATER,
-    DayState, Layout, _smooth_noise, block_mean, pixel_window, rng_for, stack_masks, vessel_masks, window_st,
+    DayState, Layout, _smooth_noise, block_mean, rng_for, stack_renders, vessel_renders,
 )
 
 ENL = 4.4
@@ -112,29 +112,17 @@ def render_s1(layout: Layout, state: DayState, seed: int) -> tuple[dict[str, np.
     sea = np.stack([sea_vv, sea_vv * lin(-9.0)])
     scene = (st.land + st.water[None] * sea).astype(np.float32)
 
-    for stack in state.stacks:
-        if stack.outline is None:
-            continue
-        win = pixel_window(layout.grid, stack.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        m = stack_masks(layout, stack, s, t, salt=seed)
+    for win, m in stack_renders(layout, state, seed):
         cover = m["inside"].astype(np.float32)
         gain = np.where(m["occupied"], 1.0 + 0.3 * m["tiers"], 0.15).astype(np.float32)
         premult = np.stack([lin(STACK_SIGMA0_DB[p]) * block_mean(cover * gain, OVERSAMPLE) for p in range(2)])
         _composite(scene, win, block_mean(cover, OVERSAMPLE), premult)
 
-    for v in state.vessels:
-        win = pixel_window(layout.grid, v.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        m = vessel_masks(v, s, t)
+    for v, win, m in vessel_renders(layout, state):
         vrng = rng_for(seed, "s1-vessel", layout.aoi, state.date.isoformat(), v.name)
         scr_db = vrng.uniform(10.0, 25.0) if v.length_m >= 60 else vrng.uniform(8.0, 14.0)
         level = lin(vv_sea_db + scr_db)
-        scatter = lin(vrng.normal(0.0, 3.0, s.shape)) * np.where(m["house"], lin(4.0), 1.0)
+        scatter = lin(vrng.normal(0.0, 3.0, m["hull"].shape)) * np.where(m["house"], lin(4.0), 1.0)
         cover = m["hull"].astype(np.float32)
         vv = level * block_mean(cover * scatter, OVERSAMPLE)
         _composite(scene, win, block_mean(cover, OVERSAMPLE), np.stack([vv, vv * lin(-6.0)]))

@@ -41,7 +41,7 @@ from scipy import ndimage
 from .port_layout import (
     ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, OVERSAMPLE, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL,
     STATIC_OVERSAMPLE, WATER,
-    DayState, Layout, _smooth_noise, block_mean, pixel_window, rng_for, stack_masks, vessel_masks, window_st,
+    DayState, Layout, _smooth_noise, block_mean, rng_for, stack_renders, vessel_renders,
 )
 
 PSF_SIGMA_PX = 0.45
@@ -127,20 +127,13 @@ def _composite(scene: np.ndarray, win, alpha: np.ndarray, premult: np.ndarray) -
 
 
 def _draw_stacks(scene: np.ndarray, layout: Layout, state: DayState, seed: int, sun_elev: float) -> None:
-    for stack in state.stacks:
-        if stack.outline is None:
-            continue
-        win = pixel_window(layout.grid, stack.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        m = stack_masks(layout, stack, s, t, salt=seed)
+    for win, m in stack_renders(layout, state, seed):
         colour = np.searchsorted(CONTAINER_CUMULATIVE, m["colour_u"] * CONTAINER_CUMULATIVE[-1])
         colour = np.minimum(colour, len(CONTAINER_SPECTRA) - 1)
         height = m["tiers"] * 2.6
         # Boxes cast shadows away from the sun (to the NNW, i.e. up the image) onto the yard floor.
         res = layout.grid.resolution / OVERSAMPLE
-        shade = np.zeros(s.shape, dtype=bool)
+        shade = np.zeros(m["inside"].shape, dtype=bool)
         reach = 1.0 / math.tan(math.radians(sun_elev))
         for k in range(1, 5):
             shifted = np.zeros_like(height)
@@ -154,14 +147,9 @@ def _draw_stacks(scene: np.ndarray, layout: Layout, state: DayState, seed: int, 
 
 
 def _draw_vessels(scene: np.ndarray, layout: Layout, state: DayState, seed: int) -> None:
-    for v in state.vessels:
-        win = pixel_window(layout.grid, v.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        m = vessel_masks(v, s, t)
+    for v, win, m in vessel_renders(layout, state):
         hull = m["hull"]
-        refl = np.broadcast_to(DECK_SPECTRA[v.deck_style % len(DECK_SPECTRA)][:, None, None], (5,) + s.shape).copy()
+        refl = np.broadcast_to(DECK_SPECTRA[v.deck_style % len(DECK_SPECTRA)][:, None, None], (5,) + m["hull"].shape).copy()
         if v.kind == "port_call":
             hatch = m["cargo"] & (np.mod(m["along"], 22.0) < 19.0)
             refl[:, hatch] = HATCH_SPECTRUM[:, None]
