@@ -14,8 +14,10 @@ OUT    ?= out
 CLAIM  ?= us-nsc-2023-10-13
 DATASETS ?= ../shared/datasets
 PYTEST_ARGS ?=
+PARAMS ?=
 
 RANGE = --start $(START) --end $(END) --aoi $(AOI)
+PARAMS_OPT = $(if $(PARAMS),--params $(PARAMS))
 
 .PHONY: setup demo test fetch detect report run validate notebooks bench clean
 
@@ -38,13 +40,13 @@ fetch: $(STAMP)
 	$(BIN)/berthwatch fetch $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA)
 
 detect: $(STAMP)
-	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT)
+	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(PARAMS_OPT)
 
 report: $(STAMP)
-	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT)
+	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT) $(PARAMS_OPT)
 
 run: $(STAMP)
-	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM)
+	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(PARAMS_OPT)
 
 validate: $(STAMP)
 	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships --cross-validate

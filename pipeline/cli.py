@@ -40,6 +40,8 @@ SensorOpt = typer.Option(None, "--sensor", help=f"Sensors; repeatable or comma l
 SourceOpt = typer.Option("sentinelhub", "--source", help=f"Where tiles come from: {', '.join(SOURCES)}.")
 DataOpt = typer.Option(Path("data"), "--data-dir", help="Folder of tiles (fetch output).")
 OutOpt = typer.Option(Path("out"), "--out-dir", help="Folder of detections and report.")
+ParamsOpt = typer.Option(None, "--params", help="YAML of detector ('detect:') and analysis ('report:') "
+                                                "parameters overriding the defaults.")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -99,15 +101,16 @@ def _sensors(values: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require_dates=False):
+def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require_dates=False, params=None):
     from .aoi import resolve_aois
     from .options import RunOptions
+    from .params import load_params_file
 
     if source not in SOURCES:
         raise UsageError(f"--source: unknown source {source!r}; choose from {', '.join(SOURCES)}")
     s, e = _dates(start, end, require_dates)
     return RunOptions(aois=resolve_aois(aoi), start=s, end=e, sensors=_sensors(sensor), data_dir=data_dir,
-                      out_dir=out_dir, source=source)
+                      out_dir=out_dir, source=source, extra=load_params_file(params) if params else {})
 
 
 def _guard(fn: Callable[[], int | None]) -> None:
@@ -157,10 +160,11 @@ def detect(
     sensor: Optional[List[str]] = SensorOpt, data_dir: Path = DataOpt, out_dir: Path = OutOpt,
     force: bool = typer.Option(False, "--force", help="Recompute even what is up to date."),
     workers: int = typer.Option(0, "--workers", min=0, max=32, help="Detection processes (0: one per CPU, max 8)."),
+    params: Optional[Path] = ParamsOpt,
 ) -> None:
     """Detect vessels and container stacks in the tiles; write per-date GeoJSON and timeseries.csv."""
     def body():
-        opts = _options(aoi, start, end, sensor, data_dir, out_dir)
+        opts = _options(aoi, start, end, sensor, data_dir, out_dir, params=params)
         from .detect import run_detect
 
         opts.force = force
@@ -176,13 +180,13 @@ ClaimOpt = typer.Option("us-nsc-2023-10-13", "--claim", help="Claim YAML path or
 @app.command()
 def report(
     claim: str = ClaimOpt, aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt,
-    end: Optional[str] = EndOpt, out_dir: Path = OutOpt,
+    end: Optional[str] = EndOpt, out_dir: Path = OutOpt, params: Optional[Path] = ParamsOpt,
 ) -> None:
     """Compare observed activity with a claim; write the HTML/Markdown/JSON report."""
     def body():
         from .claims import resolve_claim
 
-        opts = _options(aoi, start, end, None, Path("data"), out_dir)
+        opts = _options(aoi, start, end, None, Path("data"), out_dir, params=params)
         the_claim = resolve_claim(claim)
         from .report import run_report
 
@@ -198,12 +202,14 @@ def run(
     out_dir: Path = OutOpt, claim: str = ClaimOpt,
     endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog for --source local."),
+    params: Optional[Path] = ParamsOpt,
 ) -> None:
     """fetch, then detect, then report."""
     def body():
         from .claims import resolve_claim
 
-        opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local")
+        opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local",
+                        params=params)
         the_claim = resolve_claim(claim)
         from .detect import run_detect
         from .fetch import FetchSettings, run_fetch

@@ -147,8 +147,27 @@ def detector_params(overrides: dict | None = None) -> dict:
         unknown = set(values) - set(params[step])
         if unknown:
             raise UsageError(f"detector parameters: unknown {step} parameter(s) {', '.join(sorted(unknown))}")
-        params[step].update(values)
+        for name, value in values.items():
+            default = params[step][name]
+            if not _same_kind(default, value):
+                raise UsageError(f"detector parameters: {step}.{name} must be like its default {default!r}, "
+                                 f"got {value!r}")
+            params[step][name] = {**default, **value} if isinstance(default, dict) else value
     return params
+
+
+def _same_kind(default, value) -> bool:
+    """Whether an override has the shape of the default (bool, number, sequence, mapping, text)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and len(value) == len(default)
+    if isinstance(default, dict):
+        return isinstance(value, dict) and set(value) <= set(default) and all(
+            _same_kind(default[k], v) for k, v in value.items())
+    return isinstance(value, type(default))
 
 
 def detector_code_digest() -> str:
