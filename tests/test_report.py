@@ -123,3 +123,18 @@ def test_cli_report(tmp_path):
     empty = tmp_path / "empty"
     res = CliRunner().invoke(app, ["report", "--out-dir", str(empty)])
     assert res.exit_code == 1 and "no detections" in res.output
+
+
+def test_single_scene_dates_are_flagged(tmp_path, claim):
+    files = write_scenario(in_window_scenario(), tmp_path)
+    flagged = sorted(f for f in files if "/dunai/" in str(f))[:2]
+    for f in files:
+        fc = json.loads(f.read_text())
+        fc["features"][0]["properties"]["water_reference"] = "single-scene" if f in flagged else "time-series"
+        f.write_text(json.dumps(fc))
+    index = run_report(RunOptions(aois=resolve_aois(["rajin", "dunai"]), out_dir=tmp_path), claim)
+    s = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert s["single_scene_dates"] == {"dunai": [f.stem for f in flagged]}
+    html = index.read_text()
+    assert html.count('class="warn"') == 1 and "single-scene mode" in html
+    assert "single-scene mode" in (tmp_path / "report" / "report.md").read_text()
