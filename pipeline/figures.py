@@ -231,7 +231,7 @@ def map_figure(r) -> bytes:
         det = [shape(f["geometry"]) for f in feats]
         if det:
             # ships are ~100 m: zoom to the detections (at least 1.5 km across), not the whole AOI
-            from shapely.geometry import MultiPolygon as _MP, box as _box
+            from shapely.geometry import MultiPolygon as _MP
 
             db = _MP([g for x in det for g in getattr(x, "geoms", [x])]).bounds
             cx, cy = (db[0] + db[2]) / 2, (db[1] + db[3]) / 2

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from shapely.geometry import mapping, shape
