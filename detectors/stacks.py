@@ -271,6 +271,30 @@ def haze_offsets(bands: list, water: np.ndarray, percentile: float = 0.5,
     return np.minimum(out, veil)
 
 
+def reference_yard_mask(stack_masks, min_dates: int = 2) -> np.ndarray:
+    """Pixels where container stacks were found on at least ``min_dates`` dates.
+
+    Parameters
+    ----------
+    stack_masks : iterable of (H, W) bool arrays
+        The ``stack_mask`` of :func:`detect_container_stacks` on each date.
+    min_dates : int
+        Dates a pixel must be stack on: two, so that a single false alarm
+        does not become a yard.
+
+    Returns
+    -------
+    (H, W) bool array. Raises ValueError when there is no mask.
+    """
+    count = None
+    for m in stack_masks:
+        m = np.asarray(m, dtype=np.uint16)
+        count = m.copy() if count is None else count + m
+    if count is None:
+        raise ValueError("reference_yard_mask needs at least one stack mask")
+    return count >= max(int(min_dates), 1)
+
+
 def detect_container_stacks(
     bands: dict,
     transform: Affine,
@@ -302,6 +326,9 @@ def detect_container_stacks(
     dark_object_percentile: float = 0.5,
     clear_water_reflectance: tuple = (0.02, 0.02, 0.01, 0.005, 0.005),
     min_dark_object_pixels: int = 500,
+    yard_prior: np.ndarray | None = None,
+    min_area_in_yard_m2: float = 2000.0,
+    seed_window_in_yard_m: float = 50.0,
     teu_params: dict | None = None,
 ) -> tuple[list[ContainerStack], dict]:
     """Detect container stacks on Sentinel-2 L2A reflectance.
@@ -394,6 +421,18 @@ def detect_container_stacks(
     dark_object_percentile, clear_water_reflectance, min_dark_object_pixels
         Passed to :func:`haze_offsets` (0.5 %, clear-water reflectance per
         band B02..B11, at least 500 water pixels).
+    yard_prior : (H, W) bool array, optional
+        Where container stacks were found on other dates of the time series
+        (:func:`reference_yard_mask`). A yard is a fixed place whose stacks
+        come and go, so inside it a smaller block is accepted: seeds are also
+        tested in a ``seed_window_in_yard_m`` window, and a patch touching the
+        prior needs only ``min_area_in_yard_m2``. This is how a few hundred
+        TEU (0.3-1 ha) are found at a yard where a larger stack stood before.
+    min_area_in_yard_m2 : float
+        Smallest patch kept where it touches ``yard_prior`` (0.2 ha, about 80
+        ground slots).
+    seed_window_in_yard_m : float
+        Seed window inside ``yard_prior``, m (a 50 m block of boxes).
     teu_params : dict, optional
         Keyword arguments for :func:`estimate_teu`.
 
@@ -504,6 +543,11 @@ def detect_container_stacks(
     colourful = searchable & (colour_tex > min_colour_texture) & (colour_tex > min_colour_share * bright_tex)
     n_seed = _odd_window(seed_window_m, pixel_size)
     seeds = surface & (masked_mean(colourful.astype(np.float32), n_seed) > min_seed_fraction)
+    prior = None
+    if yard_prior is not None and np.any(yard_prior):
+        prior = np.asarray(yard_prior, dtype=bool)
+        n_small = _odd_window(seed_window_in_yard_m, pixel_size)
+        seeds |= surface & prior & (masked_mean(colourful.astype(np.float32), n_small) > min_seed_fraction)
 
     steps = int(round(grow_m / pixel_size))
     mask = seeds
@@ -539,7 +583,11 @@ def detect_container_stacks(
         label_mean = _label_means(labels, n)
         share = np.ones(n + 1, dtype=bool)
         share[1:] = label_mean(colour_tex) >= min_colour_share * label_mean(bright_tex)
-        keep = (counts * pixel_area >= min_area_m2) & near_quay & share
+        large = counts * pixel_area >= min_area_m2
+        if prior is not None:
+            in_yard = np.bincount(labels[prior], minlength=n + 1) > 0
+            large |= in_yard & (counts * pixel_area >= min_area_in_yard_m2)
+        keep = large & near_quay & share
         keep[0] = False
         textured = (bright_tex > min_stack_texture) | (colour_tex > min_colour_texture)
         if n_tex > 1:

@@ -36,6 +36,12 @@ Reference water mask
     pixels near 50 %); once there are many it becomes rare, but nothing
     approximates: results are always those a run from scratch would give.
 
+Sentinel-2 reference
+    With Sentinel-2 history the AOI also gets a per-band median composite and
+    reference yards (:mod:`.s2_reference`): the container-stack detector sees
+    each date mapped onto the median's radiometry and accepts smaller stacks
+    inside the yards. Both files are inputs of every date of the AOI.
+
 Several scenes of one sensor on a date (adjacent granules, two passes) are
 mosaicked: scenes are ranked by clear fraction over the AOI and each pixel is
 taken from the best-ranked scene that observes it clearly, so a second
@@ -47,7 +53,7 @@ Dates that need computing run on ``extra["workers"]`` processes (CLI
 main process in date order.
 
 Incremental: every date is a :class:`.manifest.Task` whose inputs are its
-tiles, their STAC items and the AOI's reference mask, and whose parameters
+tiles, their STAC items and the AOI's reference files, and whose parameters
 are the detector version, the hash of all detector parameters and a digest
 of the detector source code. A rerun skips what is current, recomputes what
 changed, deletes detections whose tiles are gone, and deletes the stale
@@ -79,6 +85,7 @@ from scipy import ndimage
 from .. import detectors
 from ..detectors import berth as det_berth
 from ..detectors import optical as det_optical
+from ..detectors import radiometry as det_radiometry
 from ..detectors import sar as det_sar
 from ..detectors import stacks as det_stacks
 from ..detectors import water as det_water
@@ -92,6 +99,7 @@ from .errors import UsageError, UserError
 from .geojson_io import feature, read_detections, to_lonlat, write_csv, write_feature_collection
 from .manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, run_tasks
 from .options import RunOptions, progress
+from .s2_reference import OpticalReference, build_optical_reference, normalised_stack_bands
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +134,8 @@ def detector_params(overrides: dict | None = None) -> dict:
 
     params = {
         "reference": {"min_fraction": 0.5, "min_observations": 1, "min_dates": 2,
-                      "max_enclosed_area_m2": 40_000.0},
+                      "max_enclosed_area_m2": 40_000.0, "yard_min_dates": 2},
+        "radiometry": _defaults(det_radiometry.normalise_to_reference, ("image", "reference", "mask")),
         "optical": dict(det_optical.DEFAULTS),
         "water_sar": _defaults(det_sar.water_mask_sar, ("vv", "vh", "pixel_size")),
         "sar": {
@@ -135,7 +144,8 @@ def detector_params(overrides: dict | None = None) -> dict:
         },
         "stacks": {
             **_defaults(det_stacks.detect_container_stacks,
-                        ("bands", "transform", "scl", "water", "vessels", "pixel_size", "teu_params")),
+                        ("bands", "transform", "scl", "water", "vessels", "pixel_size", "yard_prior",
+                         "teu_params")),
             "teu_params": _defaults(det_stacks.estimate_teu, ("area_m2",)),
         },
         "berth": _defaults(det_berth.flag_at_berth, ("vessels", "land_mask", "transform", "berth_zones")),
@@ -317,6 +327,12 @@ class Reference:
     path: Path | None
     n_dates: int
     digest: str | None = None
+    optical: OpticalReference | None = None  # Sentinel-2 median and reference yards
+
+    @property
+    def paths(self) -> list[Path]:
+        """Files of the reference that every date of the AOI depends on."""
+        return ([self.path] if self.path is not None else []) + (self.optical.paths if self.optical else [])
 
 
 def _pack(mask: np.ndarray) -> np.ndarray:
@@ -434,13 +450,28 @@ class ReferenceStore:
 
         if entries == old_entries and old_combined is not None and old_digest and tif.exists():
             water, observed = (_unpack(a, grid.width) for a in old_combined)
-            return Reference(water, observed, tif, len(dates), old_digest)
-        water, observed = self._combine(entries, masks, grid, rp)
-        digest = _mask_digest(water)
-        if digest != old_digest or not tif.exists():
-            self._write_tif(tif, water, grid)
-        self._save_cache(aoi.id, phash, entries, masks, digest, water, observed)
-        return Reference(water, observed, tif, len(dates), digest)
+            digest = old_digest
+        else:
+            water, observed = self._combine(entries, masks, grid, rp)
+            digest = _mask_digest(water)
+            if digest != old_digest or not tif.exists():
+                self._write_tif(tif, water, grid)
+            self._save_cache(aoi.id, phash, entries, masks, digest, water, observed)
+        return Reference(water, observed, tif, len(dates), digest,
+                         self._optical(aoi, grid, tiles, entries, water, digest, params))
+
+    def _optical(self, aoi: AOI, grid: Grid, tiles: list[TileRef], entries: dict, water: np.ndarray,
+                 digest: str, params: dict) -> OpticalReference | None:
+        """The Sentinel-2 median and reference yards, with Sentinel-2 history; else none (files removed)."""
+        s2 = {t.path: entries[k]["sha256"] for t in tiles
+              if t.sensor == S2 and (k := self.manifest.rel(t.path)) in entries}
+        s2_dates = {entries[self.manifest.rel(p)]["date"] for p in s2}
+        if len(s2_dates) < params["reference"]["min_dates"]:
+            for stale in self.dir.glob(f"{aoi.id}-s2*"), self.dir.glob(f"{aoi.id}-yards.tif"):
+                for p in stale:
+                    p.unlink()
+            return None
+        return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params)
 
     @staticmethod
     def _combine(entries: dict, masks: dict, grid: Grid, rp: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -579,7 +610,7 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
             land = ~domain & seen
 
     vessels_by_sensor: dict[str, list] = {}
-    stacks, stack_stats = [], None
+    stacks, stack_stats, normalisation = [], None, None
     if S2 in scenes:
         s = scenes[S2]
         b = s.bands
@@ -589,8 +620,11 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
             v2 = det_optical.detect_vessels_optical(reflectance, tr, scl=scl, reference_water=ref.water,
                                                     pixel_size=px, **params["optical"])
         with clock("s2_stacks"):
-            stacks, stack_stats = det_stacks.detect_container_stacks(reflectance, tr, scl=scl, water=domain,
-                                                                     vessels=v2, pixel_size=px, **params["stacks"])
+            median = ref.optical.median if ref.optical else None
+            stack_bands, normalisation = normalised_stack_bands(reflectance, s.clear & land, median, params)
+            stacks, stack_stats = det_stacks.detect_container_stacks(
+                stack_bands, tr, scl=scl, water=domain, vessels=v2, pixel_size=px,
+                yard_prior=ref.optical.yards if ref.optical else None, **params["stacks"])
         vessels_by_sensor[S2] = v2
     if S1 in scenes:
         s = scenes[S1]
@@ -654,6 +688,8 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
         "teu_low": stack_stats["teu_low"] if stack_stats else None,
         "teu_high": stack_stats["teu_high"] if stack_stats else None,
         "stack_observed_fraction": stack_stats["observed_fraction"] if stack_stats else None,
+        # Sentinel-2 as the stack detector saw it: ~ gain * median + offset per band, undone.
+        "s2_normalisation": normalisation if stack_stats else None,
         "water_reference": "time-series" if ref.water is not None else "single-scene",
         "reference_dates": ref.n_dates,
         "simulated": any(bool(it.get("properties", {}).get("berthwatch:simulated", False)) for it in items),
@@ -696,8 +732,7 @@ def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dic
                out_dir: Path, futures: dict) -> Task:
     out = detection_path(out_dir, ctx.aoi.id, date)
     inputs = [p for t in tiles for p in (t.path, t.item)]
-    if ctx.reference.path is not None:
-        inputs.append(ctx.reference.path)
+    inputs += ctx.reference.paths
     key = f"{ctx.aoi.id}/{date.isoformat()}"
 
     def run(task: Task) -> None:

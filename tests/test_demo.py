@@ -76,45 +76,49 @@ def test_no_port_call_on_a_clear_date_is_missed(demo):
     assert not missed
 
 
-#: Measured on the shipped scenario (generator 1.1.0, detector 0.3.0 defaults, yard events with >= 10-day
-#: dwell): Rajin -15..+19 % (mean +0.4 %, 12 of 15 clear dates within 15 %); Dunai -58..-3 % (mean -33 %,
-#: 2 of 10): its 0.6-1.2 ha stacks (88 m x 80 m strips) are below the detector's 70 m seed window and 2 ha
-#: patch scale, so the smaller stack gets no seed on most dates, and the rims of small stacks are eroded.
-#: A 50 m seed window finds them but raises real sen2ships false alarms (durban 4,900 -> 7,500 m2/km2,
-#: athens' yard coverage 0.45 -> 0.09); 50 m seeds restricted to more colourful blocks (share > 0.6,
-#: colour texture > 0.18) or a 0.8 ha minimum patch did not recover them. Rajin's scatter is the simulated
-#: per-date aerosol haze (blue-weighted, up to +0.02/+0.012/+0.006/+0.002/0 in B02/B03/B04/B08/B11, within
-#: Sen2Cor's residual blue error): with the simulated haze removed exactly, every Rajin date is -19..-17 %
-#: (constant bias: eroded stack rims). The detector removes only spectrally neutral haze (B08/B11 over
-#: water not black), because a visible-only excess over water cannot be told from water colour; the
-#: simulated clear water (0.055/0.045/0.025/0.012/0.006) is already 2-3x brighter in the visible than the
-#: darkest water of the clear real scenes (0.004-0.025 in B02).
-STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin -15..+19 %, Dunai "
-                                   "-58..-3 % on clear dates (see comment above)")
-#: Yard events dwell >= 10 days (two revisits; several hundred TEU each), but Rajin's exports are staged
+#: Measured on the shipped scenario (generator 1.1.0, detector 0.4.0 defaults): every date is mapped onto
+#: the AOI's Sentinel-2 median composite before the stack detector runs (pipeline.s2_reference), which
+#: removes the simulated per-date aerosol haze and illumination (Rajin's scatter was -15..+19 % without),
+#: and small stacks are accepted inside the reference yards (stacks on >= 2 dates). Rajin: -4..+1 % (15 of
+#: 15 clear dates within 15 %). Dunai: -20..-8 % (mean -14 %, 6 of 10; was -58..-3 %): its 0.6-1.2 ha
+#: stacks lose their 10 m rims (a 5 m rim is 15-20 % of a 90 m x 70 m stack) and, unlike Rajin's, gain
+#: little halo outside them. A perimeter correction would push Rajin to +10 %, so none is made.
+STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin -4..+1 %, Dunai "
+                                   "-20..-8 % on clear dates (see comment above)")
+#: Yard events dwell >= 10 days (two revisits; several hundred TEU each), and Rajin's exports are staged
 #: every 3-7 days, so its inventory changes between almost every pair of clear dates. detect_stack_changes
-#: now also tests each gap between consecutive well-observed dates against a relative area-noise model
-#: (``relative_noise``, default 0.05). Measured: 8 of 27 observable net events >= 100 TEU bracketed with
-#: the detected areas and no false step (was 1 of 27); relative_noise 0.02 finds 17 of 27 but adds 3 false
-#: steps on the haziest Rajin dates. Fed the TRUE areas with a noise model to match (0.5 %, 100 m2 floor)
-#: it finds 24 of 27; the other 3 are Dunai gaps whose net truth change is exactly 100 TEU (6-7 % of its
-#: yard). Left: the +-15 % haze-driven area scatter (~one event) sets the detectable step at ~25 % of the yard.
-YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 8 of 27 observable yard events >= 100 TEU "
-                                   "bracketed (area scatter +-15 % ~ one event; see comment above)")
+#: also tests each gap between consecutive well-observed dates against a relative area-noise model
+#: (``relative_noise``, default 0.02 now that the areas are measured on normalised dates). Measured: 18 of
+#: 27 observable net events >= 100 TEU bracketed, no false step (was 8 of 27 before the normalisation).
+#: Fed the TRUE areas with a noise model to match (0.5 %, 100 m2 floor) it finds 24 of 27. The 9 missed lie
+#: in gaps whose net truth change is 100-300 TEU (3-9 % of the yard; several events in one gap partly
+#: cancel), below the smallest step found (~10 % of the yard at relative_noise 0.02).
+YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 18 of 27 observable yard events >= 100 TEU "
+                                   "bracketed (smallest step ~10 % of the yard; see comment above)")
 
 
 @STACK_AREA_GAP
 def test_container_area_within_15_percent_on_clear_dates(demo):
-    out, _, _ = demo
-    errors = []
+    errors = _area_errors(demo[0])
+    bad = {aoi: [round(e, 3) for e in errs if abs(e) > 0.15] for aoi, errs in errors.items()}
+    assert not any(bad.values()), f"relative errors beyond 15 % on clear dates: {bad}"
+
+
+def _area_errors(out: Path) -> dict[str, list[float]]:
+    errors: dict[str, list[float]] = {}
     for t, d in _pairs(out):
-        if S2 not in t["sensors"] or not t.get("clear_s2"):
-            continue
-        detected = d["features"][0]["properties"]["container_stack_area_m2"]
-        errors.append((t["aoi"], t["date"], detected / t["yard_stack_area_m2"] - 1.0))
-    assert len(errors) >= 5
-    bad = [e for e in errors if abs(e[2]) > 0.15]
-    assert not bad, f"(aoi, date, relative error) beyond 15 %: {bad}"
+        if S2 in t["sensors"] and t.get("clear_s2"):
+            detected = d["features"][0]["properties"]["container_stack_area_m2"]
+            errors.setdefault(t["aoi"], []).append(detected / t["yard_stack_area_m2"] - 1.0)
+    return errors
+
+
+def test_container_area_regression_floor(demo):
+    """The level reached (see STACK_AREA_GAP): Rajin -4..+1 %, Dunai -20..-8 % on clear dates."""
+    errors = _area_errors(demo[0])
+    assert len(errors["rajin"]) >= 10 and len(errors["dunai"]) >= 5
+    assert max(abs(e) for e in errors["rajin"]) <= 0.08, errors["rajin"]
+    assert -0.25 <= min(errors["dunai"]) and max(errors["dunai"]) <= 0.05, errors["dunai"]
 
 
 def _net_yard_events(out: Path) -> dict[str, dict[str, float]]:
@@ -157,22 +161,39 @@ def _yard_event_brackets(out: Path, min_observed: float = 0.8, min_teu: float = 
         yield aoi, (dates, area, observed), events
 
 
-@YARD_EVENT_GAP
-def test_every_observable_yard_event_of_100_teu_is_bracketed(demo):
+def _bracketing(out: Path):
+    """(observable events, those bracketed by a step of the right sign, steps that bracket none)."""
     from berthwatch.detectors.stack_changes import detect_stack_changes
 
-    out, _, _ = demo
-    missed, n_observable = [], 0
+    observable, found, spurious = [], [], 0
     for aoi, series, events in _yard_event_brackets(out):
         steps = detect_stack_changes(*series)
-        n_observable += len(events)
+        used = set()
         for date, teu, _, _ in events:
-            day = np.datetime64(date)
-            kind = "increase" if teu > 0 else "decrease"
-            if not any(st["kind"] == kind and st["before_date"] < day <= st["after_date"] for st in steps):
-                missed.append((aoi, date, teu))
-    assert n_observable >= 5
-    assert not missed, f"(aoi, date, net TEU) without a bracketing step, of {n_observable} observable: {missed}"
+            day, kind = np.datetime64(date), "increase" if teu > 0 else "decrease"
+            hits = [i for i, st in enumerate(steps)
+                    if st["kind"] == kind and st["before_date"] < day <= st["after_date"]]
+            observable.append((aoi, date, teu))
+            if hits:
+                found.append((aoi, date, teu))
+            used.update(hits)
+        spurious += len(steps) - len(used)
+    return observable, found, spurious
+
+
+def test_yard_events_regression_floor(demo):
+    """The level reached (see YARD_EVENT_GAP): 18 of 27 bracketed, no step without a truth event."""
+    observable, found, spurious = _bracketing(demo[0])
+    assert len(observable) >= 20
+    assert len(found) >= 0.6 * len(observable), (len(found), len(observable))
+    assert spurious <= 1
+
+
+@YARD_EVENT_GAP
+def test_every_observable_yard_event_of_100_teu_is_bracketed(demo):
+    observable, found, _ = _bracketing(demo[0])
+    missed = [e for e in observable if e not in found]
+    assert not missed, f"(aoi, date, net TEU) without a bracketing step, of {len(observable)} observable: {missed}"
 
 
 def test_second_run_is_incremental(demo):

@@ -77,7 +77,8 @@ def install_toy_detectors(mp):
         found = [ContainerStack(outline, area, *teu)] if area else []
         land = ~water
         return found, {"observed_fraction": float((land & seen).sum() / land.sum()), "stack_area_m2": area,
-                       "teu_estimate": teu[0], "teu_low": teu[1], "teu_high": teu[2], "n_stacks": len(found)}
+                       "teu_estimate": teu[0], "teu_low": teu[1], "teu_high": teu[2], "n_stacks": len(found),
+                       "stack_mask": mask}
 
     mp.setattr(optical, "detect_vessels_optical", toy_optical)
     mp.setattr(sar, "detect_vessels_sar", toy_sar)
@@ -455,3 +456,45 @@ def test_real_detectors_end_to_end(tmp_path, rajin):
         assert 1 <= summ["vessels"] <= truth + 1, (date, summ["vessels_by_sensor"])
         assert summ["container_stack_area_m2"] is not None and summ["teu_estimate"] is not None
     assert s[BERTHED]["vessels_at_berth"] >= 1
+
+
+def test_hazy_date_is_normalised_to_the_median_and_measures_the_same_yard(tmp_path, rajin):
+    """A date under a blue-weighted haze and a brighter sun: the stack detector sees it on the
+    radiometric scale of the AOI's median composite, so the same yard measures the same area."""
+    grid = rajin.grid()
+    dates = [dt.date(2023, 9, d) for d in (1, 6, 11, 16, 21)]
+    hb = harbour(grid)
+    # Land that is not one flat value (roofs, roads, grass): the fit needs a spread of reflectance.
+    ground = np.random.default_rng(99).uniform(0.5, 1.6, hb.land.shape).astype(np.float32)
+    ground = np.where(hb.land & ~hb.yard, ground, 1.0)
+    hazy = dates[2]
+    gains = {"B02": 1.15, "B03": 1.12, "B04": 1.10, "B08": 1.08, "B11": 1.05}
+    haze = {"B02": 0.04, "B03": 0.025, "B04": 0.015, "B08": 0.005, "B11": 0.0}
+    for i, date in enumerate(dates):
+        bands = s2_bands(grid, hb, [hb.anchored_ship()], seed=i)
+        bands = {b: v * ground if b in gains else v for b, v in bands.items()}
+        if date == hazy:
+            bands = {b: v * gains[b] + haze[b] if b in gains else v for b, v in bands.items()}
+        write_scene(tmp_path / "data", rajin.id, grid, S2, date, f"S2_{date:%Y%m%d}",
+                    {b: v.astype(np.float32) for b, v in bands.items()})
+
+    assert detect.run_detect(options(tmp_path, rajin, sensors=[S2])) == 0
+    s = summaries(tmp_path)
+    fit = s[hazy]["s2_normalisation"]
+    assert fit["applied"]
+    np.testing.assert_allclose(fit["gains"], [gains[b] for b in gains], atol=0.03)
+    np.testing.assert_allclose(fit["offsets"], [haze[b] for b in haze], atol=0.01)
+    areas = {d: s[d]["container_stack_area_m2"] for d in dates}
+    others = np.median([a for d, a in areas.items() if d != hazy])
+    assert others > 0.8 * hb.yard.sum() * 100.0
+    assert areas[hazy] == pytest.approx(others, rel=0.03)
+
+    ref = tmp_path / "out" / ".berthwatch" / "reference"
+    with rasterio.open(ref / "rajin-s2-median.tif") as ds:
+        assert ds.descriptions == ("B02", "B03", "B04", "B08", "B11") and ds.crs == grid.crs
+        median = ds.read()
+    # The median of the five dates is the unhazed radiometry (one hazy date of five).
+    assert abs(float(np.nanmedian(median[0][~hb.land])) - 0.06) < 0.005
+    with rasterio.open(ref / "rajin-yards.tif") as ds:
+        yards = ds.read(1).astype(bool)
+    assert (yards & hb.yard).sum() > 0.8 * hb.yard.sum() and (yards & ~hb.yard).sum() < 0.1 * hb.yard.sum()

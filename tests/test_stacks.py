@@ -194,3 +194,48 @@ def test_coloured_water_without_a_nir_swir_veil_is_not_haze():
     assert np.all(haze_offsets([bands[b] for b in BANDS], water) == 0)
     # Too little water: no estimate at all.
     assert np.all(haze_offsets([bands[b] + 0.1 for b in BANDS], water & (np.arange(200) < 2)[:, None]) == 0)
+
+
+def _small_stack_scene(seed=3):
+    """A 6 x 9 px (0.54 ha) block of boxes on a 1.4 ha concrete pad among trees, by the sea."""
+    rng = np.random.default_rng(seed)
+    img = np.broadcast_to(VEGETATION, (120, 120, 5)).copy()
+    img[34:52, 34:56] = CONCRETE  # the pad: the patch cannot grow to the 2 ha minimum
+    truth = np.zeros((120, 120), dtype=bool)
+    truth[40:46, 40:49] = True
+    ys, xs = np.nonzero(truth)
+    img[ys, xs] = CONTAINER_COLOURS[rng.integers(0, len(CONTAINER_COLOURS), ys.size)]
+    img[:, 62:] = WATER  # the quay is 60 m from the pad
+    img = np.clip(img + rng.normal(0, 0.004, img.shape), 0.001, 1)
+    return {b: img[..., i].astype(np.float32) for i, b in enumerate(BANDS)}, truth
+
+
+def test_small_stack_is_kept_only_inside_a_reference_yard():
+    bands, truth = _small_stack_scene()
+    _, alone = detect_container_stacks(bands, TRANSFORM)
+    assert alone["stack_area_m2"] == 0.0  # a 0.5 ha block anywhere in a port is not enough evidence
+
+    yard = np.zeros_like(truth)
+    yard[35:55, 35:60] = True  # where stacks stood on other dates
+    stacks, stats = detect_container_stacks(bands, TRANSFORM, yard_prior=yard)
+    assert stats["stack_area_m2"] == pytest.approx(truth.sum() * PIX**2, rel=0.25)
+    assert (stats["stack_mask"] & ~truth).sum() <= 0.25 * truth.sum()
+    assert len(stacks) == 1
+
+    elsewhere = np.zeros_like(truth)
+    elsewhere[90:110, 5:30] = True  # another part of the port
+    _, stats = detect_container_stacks(bands, TRANSFORM, yard_prior=elsewhere)
+    assert stats["stack_area_m2"] == 0.0
+
+
+def test_reference_yard_needs_stacks_on_min_dates():
+    from berthwatch.detectors.stacks import reference_yard_mask
+
+    a = np.zeros((4, 4), bool)
+    b = a.copy()
+    a[0, :2] = True
+    b[0, 1:3] = True
+    assert reference_yard_mask([a, b]).tolist()[0] == [False, True, False, False]
+    assert reference_yard_mask([a, b], min_dates=1)[0].tolist() == [True, True, True, False]
+    with pytest.raises(ValueError):
+        reference_yard_mask([])
