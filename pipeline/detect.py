@@ -40,7 +40,9 @@ Sentinel-2 reference
     With Sentinel-2 history the AOI also gets a per-band median composite and
     reference yards (:mod:`.s2_reference`): the container-stack detector sees
     each date mapped onto the median's radiometry and accepts smaller stacks
-    inside the yards. Both files are inputs of every date of the AOI.
+    inside the yards. Both files are inputs of every date of the AOI, and a
+    new Sentinel-2 tile almost always moves the median: it recomputes every
+    date of its AOI (a new Sentinel-1 tile only when it flips the water mask).
 
 Several scenes of one sensor on a date (adjacent granules, two passes) are
 mosaicked: scenes are ranked by clear fraction over the AOI and each pixel is
@@ -134,7 +136,8 @@ def detector_params(overrides: dict | None = None) -> dict:
 
     params = {
         "reference": {"min_fraction": 0.5, "min_observations": 1, "min_dates": 2,
-                      "max_enclosed_area_m2": 40_000.0, "yard_min_dates": 2},
+                      "max_enclosed_area_m2": 40_000.0, "yard_min_dates": 2,
+                      "invariant_max_ndvi": 0.3},
         "radiometry": _defaults(det_radiometry.normalise_to_reference, ("image", "reference", "mask")),
         "optical": dict(det_optical.DEFAULTS),
         "water_sar": _defaults(det_sar.water_mask_sar, ("vv", "vh", "pixel_size")),

@@ -99,8 +99,13 @@ def normalised_stack_bands(reflectance: dict, clear_land: np.ndarray, median: np
     if median is None:
         return reflectance, {"applied": False}
     image = np.stack([reflectance[b] for b in REFLECTANCE])
+    # Candidates: built-up and bare ground. Vegetation changes with the season
+    # (and would outnumber the port in a rural AOI), so it is left out.
+    red, nir = median[2], median[3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vegetated = (nir - red) / (nir + red) > params["reference"]["invariant_max_ndvi"]
     normalised, gains, offsets, applied = det_radiometry.normalise_to_reference(
-        image, median, clear_land, **params["radiometry"])
+        image, median, clear_land & ~vegetated, **params["radiometry"])
     info = {"applied": applied, "gains": [round(float(g), 4) for g in gains],
             "offsets": [round(float(o), 5) for o in offsets]}
     return dict(zip(REFLECTANCE, normalised)), info
@@ -129,8 +134,8 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     yards_path = ref_dir / f"{aoi_id}-yards.tif"
     key_path = ref_dir / f"{aoi_id}-s2.json"
     used = {k: params[k] for k in ("radiometry", "stacks")}
-    key = {"tiles": sorted(tiles.values()), "water": water_digest,
-           "params": params_hash({**used, "yard_min_dates": params["reference"]["yard_min_dates"]})}
+    used.update({k: params["reference"][k] for k in ("yard_min_dates", "invariant_max_ndvi")})
+    key = {"tiles": sorted(tiles.values()), "water": water_digest, "params": params_hash(used)}
     paths = [median_path, yards_path]
     try:
         if json.loads(key_path.read_text()) == key and all(p.exists() for p in paths):

@@ -459,20 +459,23 @@ def test_real_detectors_end_to_end(tmp_path, rajin):
 
 
 def test_hazy_date_is_normalised_to_the_median_and_measures_the_same_yard(tmp_path, rajin):
-    """A date under a blue-weighted haze and a brighter sun: the stack detector sees it on the
+    """A date under a blue-weighted haze and a lower sun: the stack detector sees it on the
     radiometric scale of the AOI's median composite, so the same yard measures the same area."""
     grid = rajin.grid()
     dates = [dt.date(2023, 9, d) for d in (1, 6, 11, 16, 21)]
     hb = harbour(grid)
-    # Land that is not one flat value (roofs, roads, grass): the fit needs a spread of reflectance.
-    ground = np.random.default_rng(99).uniform(0.5, 1.6, hb.land.shape).astype(np.float32)
-    ground = np.where(hb.land & ~hb.yard, ground, 1.0)
+    # Built-up land that is not one flat value (roofs, roads, concrete): the fit needs a spread of
+    # reflectance, and vegetation is not used (it changes with the season).
+    paved = hb.land & ~hb.yard
+    smooth = ndimage.gaussian_filter(np.random.default_rng(99).normal(size=hb.land.shape), 8)
+    brightness = (0.6 + 0.8 * (smooth - smooth.min()) / np.ptp(smooth)).astype(np.float32)  # 0.6-1.4
+    concrete = {"B02": 0.17, "B03": 0.18, "B04": 0.19, "B08": 0.21, "B11": 0.25}
     hazy = dates[2]
-    gains = {"B02": 1.15, "B03": 1.12, "B04": 1.10, "B08": 1.08, "B11": 1.05}
-    haze = {"B02": 0.04, "B03": 0.025, "B04": 0.015, "B08": 0.005, "B11": 0.0}
+    gains = {"B02": 0.75, "B03": 0.78, "B04": 0.8, "B08": 0.82, "B11": 0.85}  # a darker day
+    haze = {"B02": 0.06, "B03": 0.04, "B04": 0.025, "B08": 0.01, "B11": 0.0}
     for i, date in enumerate(dates):
         bands = s2_bands(grid, hb, [hb.anchored_ship()], seed=i)
-        bands = {b: v * ground if b in gains else v for b, v in bands.items()}
+        bands = {b: np.where(paved, concrete[b] * brightness, v) if b in gains else v for b, v in bands.items()}
         if date == hazy:
             bands = {b: v * gains[b] + haze[b] if b in gains else v for b, v in bands.items()}
         write_scene(tmp_path / "data", rajin.id, grid, S2, date, f"S2_{date:%Y%m%d}",
@@ -487,7 +490,7 @@ def test_hazy_date_is_normalised_to_the_median_and_measures_the_same_yard(tmp_pa
     areas = {d: s[d]["container_stack_area_m2"] for d in dates}
     others = np.median([a for d, a in areas.items() if d != hazy])
     assert others > 0.8 * hb.yard.sum() * 100.0
-    assert areas[hazy] == pytest.approx(others, rel=0.03)
+    assert areas[hazy] == pytest.approx(others, rel=0.03)  # measured: +5.7 % without the normalisation
 
     ref = tmp_path / "out" / ".berthwatch" / "reference"
     with rasterio.open(ref / "rajin-s2-median.tif") as ds:
