@@ -16,7 +16,7 @@ automatic invariant-pixel selection of Canty et al. 2004).
 On the simulated Rajin series (15 clear dates with haze, illumination and
 stack changes) normalising each date to the temporal median before the
 container-stack detector brings the date-to-date scatter of the detected
-stack area from 10 % to 1.4 % (1 sigma; see the README, "Validating the detectors").
+stack area from 10 % to 1.0 % (1 sigma; see the README, "Validating the detectors").
 """
 
 from __future__ import annotations

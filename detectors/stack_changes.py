@@ -145,11 +145,11 @@ def detect_stack_changes(
         (segmentation only). It must match the detector as the pipeline runs
         it, i.e. on dates mapped onto the AOI's median composite
         (:func:`detectors.radiometry.normalise_to_reference`). Measured on the
-        simulated sample: the detected area of clear dates scatters 1.3 %
-        (1 sigma) at Rajin and 3.6 % at Dunai, where most of it is a bias
+        simulated sample: the detected area of clear dates scatters 1.0 %
+        (1 sigma) at Rajin and 2.9 % at Dunai, where most of it is a bias
         that depends on the stack's size, against 10 % without the
-        normalisation. 0.02 brackets 18 of the 27 observable yard events
-        >= 100 TEU of the demo with no false step (0.05: 5; 0.01: 22, also
+        normalisation. 0.02 brackets 17 of the 27 observable yard events
+        >= 100 TEU of the demo with no false step (0.05: 4; 0.01: 20, also
         without a false step but below the Dunai scatter). The smallest step
         found is about ``gap_z * sqrt(2) * relative_noise`` of the yard area
         (10 % at 0.02).

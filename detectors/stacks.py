@@ -326,6 +326,7 @@ def detect_container_stacks(
     dark_object_percentile: float = 0.5,
     clear_water_reflectance: tuple = (0.02, 0.02, 0.01, 0.005, 0.005),
     min_dark_object_pixels: int = 500,
+    edge_m: float = 10.0,
     yard_prior: np.ndarray | None = None,
     min_area_in_yard_m2: float = 2000.0,
     seed_window_in_yard_m: float = 50.0,
@@ -401,6 +402,16 @@ def detect_container_stacks(
         ``min_colour_share`` times it. 0.35 is a contrast above about 2.5:1
         inside 30 m; boxes of different paint that contrast that much also
         differ in hue.
+    edge_m : float
+        A kept patch is extended by up to this distance over pixels whose own
+        NIR/visible and SWIR/visible ratios pass the tests above. The surface
+        tests are ``neighbourhood_m`` means, so a stack next to grass or a
+        bright apron loses its outer row of boxes without it. Default one
+        pixel: on the simulated sample it brings Dunai's 0.6-1.2 ha stacks
+        from -20..-7 % to -11..-2 % of their true area (Rajin -3..+1 % to
+        +2..+6 %; 20 m gives +8..+14 %); on the sen2ships ports the share
+        inside the terminals stays within 0.01, yard coverage gains
+        0.01-0.03 and false alarms 6-10 %.
     opening_radius_m : float
         Radius of the opening of the flat surface: removes roads and quay
         edges narrower than ``2 * opening_radius_m``.
@@ -595,7 +606,17 @@ def detect_container_stacks(
         # Applied after the erosion: removing an edge pixel first would let the
         # erosion eat its stack neighbours too.
         grey_edge = (bright_tex > max_grey_edge_texture) & (colour_tex < min_colour_share * bright_tex)
-        mask = keep[labels] & textured & ~grey_edge
+        patch = keep[labels]
+        edge_px = int(round(edge_m / pixel_size))
+        if edge_px > 0:
+            # The surface tests are neighbourhood means, so a patch's edge is
+            # uncertain; there each pixel's own spectrum decides.
+            flat_px = (filled["B08"] < max_nir_visible_ratio * visible) & searchable
+            if swir is not None:
+                flat_px &= swir_f < max_swir_visible_ratio * visible
+            for _ in range(edge_px):
+                patch = patch | (_cross_reduce(patch, np.logical_or, False) & flat_px)
+        mask = patch & textured & ~grey_edge
         labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
 
     stacks: list[ContainerStack] = []

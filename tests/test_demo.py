@@ -76,32 +76,16 @@ def test_no_port_call_on_a_clear_date_is_missed(demo):
     assert not missed
 
 
-#: Measured on the shipped scenario (generator 1.1.0, detector 0.4.0 defaults): every date is mapped onto
-#: the AOI's Sentinel-2 median composite before the stack detector runs (pipeline.s2_reference), which
-#: removes the simulated per-date aerosol haze and illumination (Rajin's scatter was -15..+19 % without),
-#: and small stacks are accepted inside the reference yards (stacks on >= 2 dates). Rajin: -3..+1 % (15 of
-#: 15 clear dates within 15 %). Dunai: -20..-7 % (mean -13 %, 6 of 10; was -58..-3 %): its 0.6-1.2 ha
-#: stacks lose their 10 m rims (a 5 m rim is 15-20 % of a 90 m x 70 m stack) and, unlike Rajin's, gain
-#: little halo outside them. A perimeter correction would push Rajin to +10 %, so none is made.
-STACK_AREA_GAP = pytest.mark.xfail(strict=False, reason="issue #5/#8 yard-area gap: Rajin -3..+1 %, Dunai "
-                                   "-20..-7 % on clear dates (see comment above)")
 #: Yard events dwell >= 10 days (two revisits; several hundred TEU each), and Rajin's exports are staged
 #: every 3-7 days, so its inventory changes between almost every pair of clear dates. detect_stack_changes
 #: also tests each gap between consecutive well-observed dates against a relative area-noise model
-#: (``relative_noise``, default 0.02 now that the areas are measured on normalised dates). Measured: 18 of
+#: (``relative_noise``, default 0.02 now that the areas are measured on normalised dates). Measured: 17 of
 #: 27 observable net events >= 100 TEU bracketed, no false step (was 8 of 27 before the normalisation).
-#: Fed the TRUE areas with a noise model to match (0.5 %, 100 m2 floor) it finds 24 of 27. The 9 missed lie
+#: Fed the TRUE areas with a noise model to match (0.5 %, 100 m2 floor) it finds 24 of 27. The 10 missed lie
 #: in gaps whose net truth change is 100-300 TEU (3-9 % of the yard; several events in one gap partly
 #: cancel), below the smallest step found (~10 % of the yard at relative_noise 0.02).
-YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 18 of 27 observable yard events >= 100 TEU "
+YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 17 of 27 observable yard events >= 100 TEU "
                                    "bracketed (smallest step ~10 % of the yard; see comment above)")
-
-
-@STACK_AREA_GAP
-def test_container_area_within_15_percent_on_clear_dates(demo):
-    errors = _area_errors(demo[0])
-    bad = {aoi: [round(e, 3) for e in errs if abs(e) > 0.15] for aoi, errs in errors.items()}
-    assert not any(bad.values()), f"relative errors beyond 15 % on clear dates: {bad}"
 
 
 def _area_errors(out: Path) -> dict[str, list[float]]:
@@ -113,12 +97,15 @@ def _area_errors(out: Path) -> dict[str, list[float]]:
     return errors
 
 
-def test_container_area_regression_floor(demo):
-    """The level reached (see STACK_AREA_GAP): Rajin -3..+1 %, Dunai -20..-7 % on clear dates."""
+def test_container_area_within_15_percent_on_clear_dates(demo):
+    """Measured (generator 1.1.0, detector 0.4.0 defaults): Rajin +2..+6 % on 15 clear dates, Dunai
+    -11..-2 % on 10. The dates are mapped onto the AOI's median composite first (pipeline.s2_reference;
+    Rajin was -15..+19 % without, from the simulated haze); small stacks are accepted inside the reference
+    yards, and patch edges are decided per pixel over 10 m (Dunai was -58..-3 % without both)."""
     errors = _area_errors(demo[0])
     assert len(errors["rajin"]) >= 10 and len(errors["dunai"]) >= 5
-    assert max(abs(e) for e in errors["rajin"]) <= 0.08, errors["rajin"]
-    assert -0.25 <= min(errors["dunai"]) and max(errors["dunai"]) <= 0.05, errors["dunai"]
+    bad = {aoi: [round(e, 3) for e in errs if abs(e) > 0.15] for aoi, errs in errors.items()}
+    assert not any(bad.values()), f"relative errors beyond 15 % on clear dates: {bad}"
 
 
 def _net_yard_events(out: Path) -> dict[str, dict[str, float]]:
@@ -182,7 +169,7 @@ def _bracketing(out: Path):
 
 
 def test_yard_events_regression_floor(demo):
-    """The level reached (see YARD_EVENT_GAP): 18 of 27 bracketed, no step without a truth event."""
+    """The level reached (see YARD_EVENT_GAP): 17 of 27 bracketed, no step without a truth event."""
     observable, found, spurious = _bracketing(demo[0])
     assert len(observable) >= 20
     assert len(found) >= 0.6 * len(observable), (len(found), len(observable))

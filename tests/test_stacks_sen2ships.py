@@ -11,10 +11,10 @@ alongside carry real stacks) from false alarms ashore.
 Measured with the defaults: inside share of detected area (of the area off
 labelled vessels) / coverage of the outlined yards / stack area per km2 of
 non-yard land (off vessels):
-durban 0.67 (0.71) / 0.52 / 5700 (4900), gdynia 0.38 (0.45) / 0.18 / 6800
-(5100), algiers 0.52 (0.52) / 0.09 / 1400 (1400), casablanca 0.71 (0.73) /
-0.43 / 44500 (39500), athens 0.22 (0.22) / 0.45 / 36000 (35000), cartagena
-0.46 / 0.40 / 12500, hedland - / - / 420, honolulu - / - / 0.
+durban 0.67 (0.70) / 0.54 / 6100 (5200), gdynia 0.38 (0.45) / 0.19 / 7200
+(5400), algiers 0.52 (0.53) / 0.11 / 1600 (1500), casablanca 0.70 (0.72) /
+0.44 / 48400 (43300), athens 0.22 (0.22) / 0.48 / 38400 (37400), cartagena
+0.45 / 0.42 / 13600, hedland - / - / 460, honolulu - / - / 0.
 The outlines were checked on zoomed overlays: they follow the quay edges and
 the ships alongside lie outside them. Algiers and cartagena are hazy: their
 darkest water and land are 0.04-0.05 (algiers) and 0.07-0.1 (cartagena) in
@@ -101,9 +101,9 @@ def test_false_positive_bound_on_other_land(results):
     for port in ("durban", "gdynia", "algiers", "hedland"):
         # <= 0.8 % of the non-yard land of the scene flagged as stacks.
         assert results[port]["outside_m2_per_km2_other_land"] < 8000, port
-        # Measured 420-5,100 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
+        # Measured 460-5,400 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
         assert results[port]["outside_m2_per_km2_other_land_ashore"] < 7000, port
-    assert results["algiers"]["outside_m2_per_km2_other_land_ashore"] < 3000  # 1,400 (5,700 before the haze correction)
+    assert results["algiers"]["outside_m2_per_km2_other_land_ashore"] < 3000  # 1,500 (5,700 before the haze correction)
 
 
 def test_no_stacks_on_open_water_or_vegetation(results):
