@@ -561,8 +561,9 @@ def stack_steps(observations: Sequence[Observation], p: AnalysisParams, **step_p
 
     Delegates the change detection to
     :func:`berthwatch.detectors.stack_changes.detect_stack_changes` (binary
-    segmentation against a robust noise level; it keeps only well-observed
-    dates and steps of at least ``min_change_teu``).
+    segmentation against a robust noise level plus a test of each gap between
+    consecutive dates; it keeps only well-observed dates and steps of at
+    least ``min_change_teu``).
     """
     from ..detectors.stack_changes import detect_stack_changes
 
