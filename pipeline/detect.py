@@ -447,6 +447,7 @@ class ReferenceStore:
         if len(dates) < rp["min_dates"]:
             if tif.exists():
                 tif.unlink()
+            self._remove_optical(aoi.id)
             if entries != old_entries or old_digest is not None:
                 self._save_cache(aoi.id, phash, entries, masks, None)
             return Reference(None, None, None, len(dates))
@@ -470,11 +471,13 @@ class ReferenceStore:
               if t.sensor == S2 and (k := self.manifest.rel(t.path)) in entries}
         s2_dates = {entries[self.manifest.rel(p)]["date"] for p in s2}
         if len(s2_dates) < params["reference"]["min_dates"]:
-            for stale in self.dir.glob(f"{aoi.id}-s2*"), self.dir.glob(f"{aoi.id}-yards.tif"):
-                for p in stale:
-                    p.unlink()
+            self._remove_optical(aoi.id)
             return None
         return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params)
+
+    def _remove_optical(self, aoi_id: str) -> None:
+        for p in [*self.dir.glob(f"{aoi_id}-s2*"), *self.dir.glob(f"{aoi_id}-yards.tif")]:
+            p.unlink()
 
     @staticmethod
     def _combine(entries: dict, masks: dict, grid: Grid, rp: dict) -> tuple[np.ndarray, np.ndarray]:

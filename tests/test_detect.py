@@ -339,6 +339,36 @@ def test_rerun_skips_changed_tile_recomputes_its_date_deleted_tile_removes_it(tm
     assert detect.run_detect(opts) == 0 and sorted(record_calls) == DATES[:3]
 
 
+def test_new_sentinel2_tile_rebuilds_the_optical_reference_and_every_date(tmp_path, rajin, record_calls, toys):
+    make_series(tmp_path, rajin, sensors=(S2,))
+    opts = options(tmp_path, rajin, sensors=[S2])
+    assert detect.run_detect(opts) == 0
+    ref = tmp_path / "out" / ".berthwatch" / "reference"
+    files = [ref / "rajin-s2-median.tif", ref / "rajin-yards.tif"]
+    stamp = [f.stat().st_mtime_ns for f in files]
+
+    record_calls.clear()
+    assert detect.run_detect(opts) == 0
+    assert record_calls == [] and [f.stat().st_mtime_ns for f in files] == stamp
+
+    # Every date is mapped onto the median, so a changed Sentinel-2 tile recomputes all of them.
+    grid, hb = rajin.grid(), harbour(rajin.grid())
+    write_scene(tmp_path / "data", "rajin", grid, S2, DATES[2], "S2_20230911",
+                s2_bands(grid, hb, [hb.anchored_ship()], seed=999))
+    record_calls.clear()
+    assert detect.run_detect(opts) == 0
+    assert sorted(record_calls) == DATES and files[0].stat().st_mtime_ns != stamp[0]
+
+    # Down to one date: no history, no reference files.
+    for day in DATES[1:]:
+        tile = find_tiles(tmp_path / "data", ["rajin"], [S2], day, day)[0].path
+        tile.unlink()
+        item_path(tile).unlink()
+    assert detect.run_detect(opts) == 0
+    assert not any(f.exists() for f in files) and not (ref / "rajin.tif").exists()
+    assert summaries(tmp_path)[DATES[0]]["s2_normalisation"] == {"applied": False}
+
+
 def test_date_filter_only_computes_the_selected_dates(tmp_path, rajin, record_calls, toys):
     make_series(tmp_path, rajin, sensors=(S2,))
     assert detect.run_detect(options(tmp_path, rajin, start=DATES[1], end=DATES[2])) == 0
