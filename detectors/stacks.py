@@ -327,6 +327,7 @@ def detect_container_stacks(
     clear_water_reflectance: tuple = (0.02, 0.02, 0.01, 0.005, 0.005),
     min_dark_object_pixels: int = 500,
     edge_m: float = 10.0,
+    apron_m: float = 30.0,
     yard_prior: np.ndarray | None = None,
     min_area_in_yard_m2: float = 2000.0,
     seed_window_in_yard_m: float = 50.0,
@@ -412,6 +413,18 @@ def detect_container_stacks(
         +2..+6 %; 20 m gives +8..+14 %); on the sen2ships ports the share
         inside the terminals stays within 0.01, yard coverage gains
         0.01-0.03 and false alarms 6-10 %.
+    apron_m : float
+        Stack pixels closer than this to water are dropped, except on the
+        decks of ``vessels``. A container terminal keeps a quay apron of
+        roughly 30-70 m between the quay edge and its stacks for the
+        ship-to-shore cranes and their lanes (reasoning, not a cited
+        standard); what is closer is mostly the hulls and decks of ships
+        alongside that the vessel detector did not outline, and quay-edge
+        clutter. Measured on the sen2ships ports: the share of the detected
+        area inside the terminals rises by 0.01-0.07 in every port (Gdynia,
+        off labelled vessels, 0.45 -> 0.51), false alarms on other land drop
+        5-38 %, yard coverage drops by at most 0.03; the simulated sample is
+        unchanged. Narrow piers are out of reach anyway (no 70 m seed fits).
     opening_radius_m : float
         Radius of the opening of the flat surface: removes roads and quay
         edges narrower than ``2 * opening_radius_m``.
@@ -617,6 +630,11 @@ def detect_container_stacks(
             for _ in range(edge_px):
                 patch = patch | (_cross_reduce(patch, np.logical_or, False) & flat_px)
         mask = patch & textured & ~grey_edge
+        if apron_m > 0 and water_mask.any() and mask.any():
+            probe = mask & ~deck
+            near = np.zeros_like(mask)
+            near[probe] = distance_to_mask(water_mask, probe) * pixel_size < apron_m
+            mask &= ~near
         labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
 
     stacks: list[ContainerStack] = []

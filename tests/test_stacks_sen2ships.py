@@ -11,10 +11,10 @@ alongside carry real stacks) from false alarms ashore.
 Measured with the defaults: inside share of detected area (of the area off
 labelled vessels) / coverage of the outlined yards / stack area per km2 of
 non-yard land (off vessels):
-durban 0.67 (0.70) / 0.54 / 6100 (5200), gdynia 0.38 (0.45) / 0.19 / 7200
-(5400), algiers 0.52 (0.53) / 0.11 / 1600 (1500), casablanca 0.70 (0.72) /
-0.44 / 48400 (43300), athens 0.22 (0.22) / 0.48 / 38400 (37400), cartagena
-0.45 / 0.42 / 13600, hedland - / - / 460, honolulu - / - / 0.
+durban 0.70 (0.72) / 0.51 / 5000 (4500), gdynia 0.44 (0.51) / 0.18 / 5300
+(4000), algiers 0.59 (0.60) / 0.11 / 1200 (1200), casablanca 0.74 (0.75) /
+0.41 / 35700 (33400), athens 0.22 (0.23) / 0.47 / 36100 (35500), cartagena
+0.51 / 0.40 / 10500, hedland - / - / 290, honolulu - / - / 0.
 The outlines were checked on zoomed overlays: they follow the quay edges and
 the ships alongside lie outside them. Algiers and cartagena are hazy: their
 darkest water and land are 0.04-0.05 (algiers) and 0.07-0.1 (cartagena) in
@@ -88,22 +88,28 @@ def test_detections_concentrate_in_yards(results):
         assert results[port]["inside_share"] > 0.55, port
     for port in ("gdynia", "athens"):
         assert results[port]["inside_share"] > 0.15, port
-    # Deck stacks of ships alongside are not false alarms; off them durban and casablanca are ~0.7 inside
-    # and gdynia 0.45.
-    for port, bound in (("durban", 0.65), ("casablanca", 0.65), ("gdynia", 0.4)):
-        assert results[port]["inside_share_ashore"] > bound, port
+    for port in ("durban", "casablanca"):
+        assert results[port]["inside_share_ashore"] > 0.65, port
     # Hazy algiers, after the haze-veil correction (0.09 without it).
-    assert results["algiers"]["inside_share_ashore"] > 0.4
     assert results["algiers"]["terminal_coverage"] > 0.05
+
+
+def test_most_stack_area_ashore_lies_inside_the_terminals(results):
+    # Issue #8's check on the three outlined container ports. Deck stacks of the labelled ships
+    # alongside are real stacks, not false alarms, so the share is taken off them ("ashore").
+    # Measured: durban 0.72, algiers 0.60, gdynia 0.51 (0.45 before the quay-apron rule, apron_m;
+    # its remaining false alarms are shipyard hulls and the outer piers).
+    for port in ("durban", "algiers", "gdynia"):
+        assert results[port]["inside_share_ashore"] > 0.5, port
 
 
 def test_false_positive_bound_on_other_land(results):
     for port in ("durban", "gdynia", "algiers", "hedland"):
         # <= 0.8 % of the non-yard land of the scene flagged as stacks.
         assert results[port]["outside_m2_per_km2_other_land"] < 8000, port
-        # Measured 460-5,400 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
+        # Measured 290-4,500 m2/km2 off the labelled vessels: <= 0.7 % of the other land.
         assert results[port]["outside_m2_per_km2_other_land_ashore"] < 7000, port
-    assert results["algiers"]["outside_m2_per_km2_other_land_ashore"] < 3000  # 1,500 (5,700 before the haze correction)
+    assert results["algiers"]["outside_m2_per_km2_other_land_ashore"] < 3000  # 1,200 (5,700 before the haze correction)
 
 
 def test_no_stacks_on_open_water_or_vegetation(results):
