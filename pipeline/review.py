@@ -298,28 +298,38 @@ def scene_chips(data_dir: Path, aoi: str, date, sensors=(S2, S1)) -> dict[str, C
         sensor on the date are combined with :func:`.detect.mosaic`, exactly as
         the detect stage combines them.
     """
-    from .detect import mosaic
-
     date = _as_date(date)
     chips = {}
     for sensor in sensors:
-        tiles = find_tiles(Path(data_dir), [aoi], [sensor], date, date)
-        if not tiles:
+        found = _combined_scene(data_dir, aoi, date, sensor)
+        if found is None:
             continue
-        scenes = []
-        simulated = False
-        grid = None
-        for t in tiles:
-            bands, grid = read_tile(t.path)
-            item = read_item(t.path)
-            simulated |= bool(item.get("properties", {}).get("berthwatch:simulated", False))
-            scenes.append((t.scene_id, bands, item))
-        combined = mosaic(sensor, scenes, np.ones((grid.height, grid.width), bool))
+        combined, grid, simulated = found
         image = _stretch_true_colour(combined.bands) if sensor == S2 else _vv_db(combined.bands["VV"])
-        left, bottom, right, top = grid.bounds
-        chips[sensor] = Chip(image, (left, right, bottom, top), CRS.from_user_input(grid.crs),
-                             tuple(combined.scene_ids), simulated)
+        chips[sensor] = Chip(image, _extent(grid), CRS.from_user_input(grid.crs), tuple(combined.scene_ids),
+                             simulated)
     return chips
+
+
+def _extent(grid) -> tuple[float, float, float, float]:
+    left, bottom, right, top = grid.bounds
+    return left, right, bottom, top
+
+
+def _combined_scene(data_dir: Path, aoi: str, date: dt.date, sensor: str):
+    """(mosaic of the sensor's scenes on the date as :func:`.detect.mosaic` makes it, grid, simulated), or None."""
+    from .detect import mosaic
+
+    tiles = find_tiles(Path(data_dir), [aoi], [sensor], date, date)
+    if not tiles:
+        return None
+    scenes, simulated, grid = [], False, None
+    for t in tiles:
+        bands, grid = read_tile(t.path)
+        item = read_item(t.path)
+        simulated |= bool(item.get("properties", {}).get("berthwatch:simulated", False))
+        scenes.append((t.scene_id, bands, item))
+    return mosaic(sensor, scenes, np.ones((grid.height, grid.width), bool)), grid, simulated
 
 
 def plot_chip(ax, chip: Chip, title: str | None = None) -> None:
@@ -485,6 +495,75 @@ def plot_review(out_dir: Path, data_dir: Path, aoi: str, date, sensors=(S2, S1))
     detections = _summary_line(summary) if has_detections else "no detections file for this date"
     finish_figure(fig, f"{aoi_obj.name}, {date.isoformat()}\n{detections}",
                   any(c.simulated for c in chips.values()) or bool(summary.get("simulated")))
+    return fig
+
+
+def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
+    """What the container-stack detector saw on a date, beside the AOI's Sentinel-2 reference.
+
+    Three panels on one colour stretch (the median's): the date as fetched,
+    the date mapped onto the median composite (as the stack detector sees
+    it, with the detected stacks), and the median composite with the
+    reference yards (where stacks stood on at least two dates). Needs the
+    reference files the detect stage writes with Sentinel-2 history
+    (``<out>/.berthwatch/reference/``); detector parameters are the defaults.
+    """
+    import matplotlib.pyplot as plt
+    import rasterio
+
+    from .detect import detector_params
+    from .manifest import MANIFEST_DIR
+    from .s2_reference import REFLECTANCE, normalised_stack_bands
+
+    date = _as_date(date)
+    ref = Path(out_dir) / MANIFEST_DIR / "reference"
+    paths = [ref / f"{aoi}-s2-median.tif", ref / f"{aoi}-yards.tif", ref / f"{aoi}.tif"]
+    found = _combined_scene(data_dir, aoi, date, S2)
+    if found is None or not all(p.exists() for p in paths):
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.text(0.5, 0.5, f"no Sentinel-2 tile of {aoi} on {date}, or no Sentinel-2 reference under {ref}\n"
+                "(single-scene mode: fewer than two dates)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    combined, grid, simulated = found
+    with rasterio.open(paths[0]) as m, rasterio.open(paths[1]) as y, rasterio.open(paths[2]) as w:
+        median, yards, water = m.read(), y.read(1).astype(bool), w.read(1).astype(bool)
+    reflectance = {b: combined.bands[b] for b in REFLECTANCE}
+    seen, fit = normalised_stack_bands(reflectance, combined.clear & ~water, median, detector_params())
+    lo, hi = np.nanpercentile(median[[2, 1, 0]], S2_STRETCH_PERCENTILES)
+
+    def rgb(bands):
+        img = np.dstack([bands["B04"], bands["B03"], bands["B02"]])
+        return np.clip((img - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+
+    crs = CRS.from_user_input(grid.crs)
+    extent = _extent(grid)
+    gdf = load_detections_gdf(out_dir, aoi, date, crs=crs) if date in list_dates(out_dir, aoi) else None
+    fig, axes = plt.subplots(1, 3, figsize=(18, 6.4))
+    panels = [(rgb(reflectance), f"{date}: as fetched ({', '.join(combined.scene_ids)})"),
+              (rgb(seen), "as the stack detector saw it: mapped onto the median\n"
+                          "gain " + "/".join(f"{g:.2f}" for g in fit["gains"]) +
+                          ", offset " + "/".join(f"{o:+.3f}" for o in fit["offsets"]) + " (B02..B11)"
+               if fit["applied"] else "not mapped onto the median (too few unchanged pixels)"),
+              (rgb(dict(zip(REFLECTANCE, median))), "median composite; reference yards outlined")]
+    for ax, (img, title) in zip(axes, panels):
+        plot_chip(ax, Chip(img, extent, crs), title)
+    if gdf is not None:
+        for _, st in gdf[gdf["kind"] == "container_stack"].iterrows():
+            _outline(axes[1], st.geometry, color=STACK_COLOR, lw=0.9)
+    axes[2].contour(yards.astype(float), [0.5], colors=STACK_COLOR, linewidths=0.9, origin="upper",
+                    extent=extent)
+    # Zoom on the yards and today's stacks (300 m around them).
+    rows, cols = np.nonzero(yards)
+    if rows.size:
+        (x0, y0), (x1, y1) = grid.transform * (cols.min(), rows.max() + 1), grid.transform * (cols.max() + 1, rows.min())
+        if gdf is not None and (gdf["kind"] == "container_stack").any():
+            bx0, by0, bx1, by1 = gdf[gdf["kind"] == "container_stack"].total_bounds
+            x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+        for ax in axes:
+            ax.set_xlim(max(x0 - 300, extent[0]), min(x1 + 300, extent[1]))
+            ax.set_ylim(max(y0 - 300, extent[2]), min(y1 + 300, extent[3]))
+    finish_figure(fig, f"{aoi_by_id(aoi).name}: container-stack radiometry, {date.isoformat()}", simulated)
     return fig
 
 

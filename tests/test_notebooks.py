@@ -78,7 +78,7 @@ def test_strip_outputs_cleans_an_executed_notebook(tmp_path):
 
 def test_review_detections_notebook(demo_out, monkeypatch):
     nb = _execute(NOTEBOOKS_DIR / "01_review_detections.ipynb", {"BERTHWATCH_OUT_DIR": str(demo_out)}, monkeypatch)
-    assert len(_outputs(nb, "image/png")) == 3  # the date's panels, the S2 dates, the S1 dates
+    assert len(_outputs(nb, "image/png")) == 4  # the date's panels, stack radiometry, the S2 and S1 dates
     assert len(_outputs(nb, "text/html")) >= 2  # vessel and stack tables
     assert "reviewing rajin on 2023-" in _text(nb)
 

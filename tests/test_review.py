@@ -363,3 +363,10 @@ def test_show_displays_a_png_and_closes_the_figure(capsys):
     assert not plt.fignum_exists(fig.number)
     assert "Image" in capsys.readouterr().out  # outside a kernel IPython prints the object's repr
     review.show(None)
+
+
+def test_stack_reference_without_history_says_why(outputs):
+    out, data, *_ = outputs
+    fig = review.plot_stack_reference(out, data, "rajin", CLEAR)  # hand-made outputs: no reference files
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(fig.axes) == 1 and any("no Sentinel-2 reference" in t for t in texts)
