@@ -102,6 +102,7 @@ from .geojson_io import feature, read_detections, to_lonlat, write_csv, write_fe
 from .manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, run_tasks
 from .options import RunOptions, progress
 from .s2_reference import OpticalReference, build_optical_reference, normalised_stack_bands
+from .s2_reference import reference_paths as s2_reference_paths
 
 log = logging.getLogger(__name__)
 
@@ -476,8 +477,8 @@ class ReferenceStore:
         return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params)
 
     def _remove_optical(self, aoi_id: str) -> None:
-        for p in [*self.dir.glob(f"{aoi_id}-s2*"), *self.dir.glob(f"{aoi_id}-yards.tif")]:
-            p.unlink()
+        for p in s2_reference_paths(self.dir, aoi_id):
+            p.unlink(missing_ok=True)
 
     @staticmethod
     def _combine(entries: dict, masks: dict, grid: Grid, rp: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -756,7 +757,7 @@ _worker_contexts: dict = {}
 
 
 def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict) -> list:
-    ctx_key = (aoi.id, reference.digest, reference.n_dates)
+    ctx_key = (aoi.id, reference.digest, reference.n_dates, reference.optical.digest if reference.optical else None)
     if ctx_key not in _worker_contexts:
         _worker_contexts.clear()
         _worker_contexts[ctx_key] = aoi_context(aoi, reference)

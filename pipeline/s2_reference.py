@@ -56,6 +56,12 @@ class OpticalReference:
     median: np.ndarray      # (5, H, W) float32, NaN where never observed clear
     yards: np.ndarray       # (H, W) bool
     paths: list[Path]
+    digest: str             # of the tiles, water mask and parameters it was built from
+
+
+def reference_paths(ref_dir: Path, aoi_id: str) -> tuple[Path, Path, Path]:
+    """The median composite, the reference yards and the key they were built with."""
+    return ref_dir / f"{aoi_id}-s2-median.tif", ref_dir / f"{aoi_id}-yards.tif", ref_dir / f"{aoi_id}-s2.json"
 
 
 def _clear(block: np.ndarray) -> np.ndarray:
@@ -130,17 +136,16 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     ``tiles`` maps each tile path to its SHA-256 (tiles that failed to load
     are not in it); ``water`` is the AOI's reference water mask.
     """
-    median_path = ref_dir / f"{aoi_id}-s2-median.tif"
-    yards_path = ref_dir / f"{aoi_id}-yards.tif"
-    key_path = ref_dir / f"{aoi_id}-s2.json"
+    median_path, yards_path, key_path = reference_paths(ref_dir, aoi_id)
     used = {k: params[k] for k in ("radiometry", "stacks")}
     used.update({k: params["reference"][k] for k in ("yard_min_dates", "invariant_max_ndvi")})
     key = {"tiles": sorted(tiles.values()), "water": water_digest, "params": params_hash(used)}
+    digest = params_hash(key)
     paths = [median_path, yards_path]
     try:
         if json.loads(key_path.read_text()) == key and all(p.exists() for p in paths):
             with rasterio.open(median_path) as m, rasterio.open(yards_path) as y:
-                return OpticalReference(m.read(), y.read(1).astype(bool), paths)
+                return OpticalReference(m.read(), y.read(1).astype(bool), paths, digest)
     except (OSError, ValueError, rasterio.errors.RasterioIOError):
         pass
 
@@ -165,4 +170,4 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     write_text_atomic(key_path, json.dumps(key))
     log.info("%s: Sentinel-2 median of %d tiles; reference yards %.1f ha", aoi_id, len(ordered),
              yards.sum() * grid.resolution ** 2 / 1e4)
-    return OpticalReference(median, yards, paths)
+    return OpticalReference(median, yards, paths, digest)
