@@ -468,10 +468,9 @@ class ReferenceStore:
     def _optical(self, aoi: AOI, grid: Grid, tiles: list[TileRef], entries: dict, water: np.ndarray,
                  digest: str, params: dict) -> OpticalReference | None:
         """The Sentinel-2 median and reference yards, with Sentinel-2 history; else none (files removed)."""
-        s2 = {t.path: entries[k]["sha256"] for t in tiles
+        s2 = {t.path: (entries[k]["sha256"], entries[k]["date"]) for t in tiles
               if t.sensor == S2 and (k := self.manifest.rel(t.path)) in entries}
-        s2_dates = {entries[self.manifest.rel(p)]["date"] for p in s2}
-        if len(s2_dates) < params["reference"]["min_dates"]:
+        if len({date for _, date in s2.values()}) < params["reference"]["min_dates"]:
             self._remove_optical(aoi.id)
             return None
         return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params)

@@ -129,17 +129,19 @@ def _write(path: Path, data: np.ndarray, grid: Grid, names: tuple[str, ...]) -> 
                 ds.set_band_description(i, n)
 
 
-def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[Path, str],
+def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[Path, tuple[str, str]],
                             water: np.ndarray, water_digest: str, params: dict) -> OpticalReference:
     """Median composite and reference yards of an AOI's Sentinel-2 tiles.
 
-    ``tiles`` maps each tile path to its SHA-256 (tiles that failed to load
-    are not in it); ``water`` is the AOI's reference water mask.
+    ``tiles`` maps each tile path to its SHA-256 and ISO date (tiles that
+    failed to load are not in it); ``water`` is the AOI's reference water
+    mask. Where two granules of one date overlap, that date counts twice in
+    the median (the overlap is a strip at most) but once for the yards.
     """
     median_path, yards_path, key_path = reference_paths(ref_dir, aoi_id)
     used = {k: params[k] for k in ("radiometry", "stacks")}
     used.update({k: params["reference"][k] for k in ("yard_min_dates", "invariant_max_ndvi")})
-    key = {"tiles": sorted(tiles.values()), "water": water_digest, "params": params_hash(used)}
+    key = {"tiles": sorted(sha for sha, _ in tiles.values()), "water": water_digest, "params": params_hash(used)}
     digest = params_hash(key)
     paths = [median_path, yards_path]
     try:
@@ -152,7 +154,7 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     ordered = sorted(tiles)
     median = median_composite(ordered, grid)
     land = ~water
-    masks = []
+    by_date: dict[str, np.ndarray] = {}
     for path in ordered:
         with rasterio.open(path) as ds:
             block = ds.read()
@@ -163,8 +165,9 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
         _, stats = det_stacks.detect_container_stacks(
             stack_bands, grid.transform, scl=np.nan_to_num(bands["SCL"], nan=0.0).astype(np.uint8),
             water=water, pixel_size=grid.resolution, **params["stacks"])
-        masks.append(stats["stack_mask"])
-    yards = det_stacks.reference_yard_mask(masks, params["reference"]["yard_min_dates"])
+        date = tiles[path][1]
+        by_date[date] = by_date[date] | stats["stack_mask"] if date in by_date else stats["stack_mask"]
+    yards = det_stacks.reference_yard_mask(by_date.values(), params["reference"]["yard_min_dates"])
     _write(median_path, median, grid, REFLECTANCE)
     _write(yards_path, yards[None].astype(np.uint8), grid, ("reference_yard",))
     write_text_atomic(key_path, json.dumps(key))
