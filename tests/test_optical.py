@@ -157,3 +157,32 @@ def test_merge_sensor_duplicates_keeps_optical_outline():
     assert pair.length_m == (200 + 230) / 2  # mean of the two measurements
     assert pair.attributes["sensors"] == ["sentinel-2-l2a", "sentinel-1-grd"]
     assert pair.score == 0.95
+
+
+def test_scene_standardise_removes_a_scene_wide_shift_but_not_size():
+    from berthwatch.detectors.optical import FEATURE_NAMES, SCENE_RELATIVE, scene_standardise
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(400, len(FEATURE_NAMES)))
+    hazy = f.copy()
+    rel = [FEATURE_NAMES.index(n) for n in SCENE_RELATIVE]
+    hazy[:, rel] = 3.0 * hazy[:, rel] + 5.0  # a port where every candidate is brighter and more contrasted
+    prior = (np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)))  # the clear port's scale
+    z, z_hazy = scene_standardise(f, None, *prior), scene_standardise(hazy, None, *prior)
+    # 400 candidates outweigh the prior (20): the same objects get nearly the same inputs.
+    assert np.abs(z_hazy[:, rel] - z[:, rel]).max() < 0.3
+    assert np.median(np.abs(hazy[:, rel] - f[:, rel])) > 3.0  # unlike the raw features
+    size = [FEATURE_NAMES.index(n) for n in ("log_area", "log_length", "log_elongation", "fill_ratio")]
+    assert np.array_equal(z_hazy[:, size], hazy[:, size])
+
+
+def test_scene_standardise_with_few_candidates_keeps_the_training_scale():
+    from berthwatch.detectors.optical import FEATURE_CENTRE, FEATURE_NAMES, FEATURE_SCALE, SCENE_RELATIVE
+    from berthwatch.detectors.optical import scene_standardise
+
+    rel = [FEATURE_NAMES.index(n) for n in SCENE_RELATIVE]
+    one = (FEATURE_CENTRE + 2.0 * FEATURE_SCALE)[None]
+    alone = scene_standardise(one, np.zeros(1, bool))  # no candidate describes the scene: the prior alone
+    np.testing.assert_allclose(alone[0, rel], 2.0)
+    shrunk = scene_standardise(one)  # one candidate against a prior of 20
+    assert np.all(np.abs(shrunk[0, rel] - 2.0 * 20 / 21) < 0.2)
