@@ -28,7 +28,11 @@ over the connected flat surface by at most ``grow_m`` (the yard interior that
 is grey-brown at 10 m), and keeps patches above a minimum area that come
 within ``max_quay_distance_m`` of water. Inside a patch the stacks are its
 textured pixels, less strong grey steps (the edge between the yard floor and
-a concrete apron or a roof is textured too, but without hue change). Every
+a concrete apron or a roof is textured too, but without hue change); the
+patch's last ``edge_m`` is decided by each pixel's own spectrum, and nothing
+within ``apron_m`` of the water counts except on a detected vessel's deck.
+With a time series, stacks are also accepted at a smaller scale inside the
+reference yards (``yard_prior``, :func:`reference_yard_mask`). Every
 step is a vectorised array operation (uniform filters, binary morphology,
 labelling): O(pixels), the bounded geodesic growth O(pixels x grow_m /
 pixel_size).
@@ -566,12 +570,13 @@ def detect_container_stacks(
     bright_tex = np.sqrt(masked_var(visible, visible_tex_mean)) / local_b
     colourful = searchable & (colour_tex > min_colour_texture) & (colour_tex > min_colour_share * bright_tex)
     n_seed = _odd_window(seed_window_m, pixel_size)
-    seeds = surface & (masked_mean(colourful.astype(np.float32), n_seed) > min_seed_fraction)
+    colourful_f = colourful.astype(np.float32)
+    seeds = surface & (masked_mean(colourful_f, n_seed) > min_seed_fraction)
     prior = None
     if yard_prior is not None and np.any(yard_prior):
         prior = np.asarray(yard_prior, dtype=bool)
         n_small = _odd_window(seed_window_in_yard_m, pixel_size)
-        seeds |= surface & prior & (masked_mean(colourful.astype(np.float32), n_small) > min_seed_fraction)
+        seeds |= surface & prior & (masked_mean(colourful_f, n_small) > min_seed_fraction)
 
     steps = int(round(grow_m / pixel_size))
     mask = seeds
