@@ -70,11 +70,9 @@ import inspect
 import io
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +99,7 @@ from .errors import UsageError, UserError
 from .geojson_io import feature, read_detections, to_lonlat, write_csv, write_feature_collection
 from .manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, run_tasks
 from .options import RunOptions, progress
+from .pools import process_pool
 from .s2_reference import OpticalReference, build_optical_reference, normalised_stack_bands
 from .s2_reference import reference_paths as s2_reference_paths
 
@@ -413,7 +412,7 @@ class ReferenceStore:
         np.savez_compressed(buf, **arrays)
         write_bytes_atomic(self.cache_path(aoi_id), buf.getvalue())
 
-    def build(self, aoi: AOI, grid: Grid, tiles: list[TileRef], params: dict) -> Reference:
+    def build(self, aoi: AOI, grid: Grid, tiles: list[TileRef], params: dict, workers: int = 1) -> Reference:
         """Update the cache with the AOI's current tiles and return the reference.
 
         Tiles that fail to load are left out (their dates fail on their own,
@@ -463,17 +462,17 @@ class ReferenceStore:
                 self._write_tif(tif, water, grid)
             self._save_cache(aoi.id, phash, entries, masks, digest, water, observed)
         return Reference(water, observed, tif, len(dates), digest,
-                         self._optical(aoi, grid, tiles, entries, water, digest, params))
+                         self._optical(aoi, grid, tiles, entries, water, digest, params, workers))
 
     def _optical(self, aoi: AOI, grid: Grid, tiles: list[TileRef], entries: dict, water: np.ndarray,
-                 digest: str, params: dict) -> OpticalReference | None:
+                 digest: str, params: dict, workers: int) -> OpticalReference | None:
         """The Sentinel-2 median and reference yards, with Sentinel-2 history; else none (files removed)."""
         s2 = {t.path: (entries[k]["sha256"], entries[k]["date"]) for t in tiles
               if t.sensor == S2 and (k := self.manifest.rel(t.path)) in entries}
         if len({date for _, date in s2.values()}) < params["reference"]["min_dates"]:
             self._remove_optical(aoi.id)
             return None
-        return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params)
+        return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params, workers)
 
     def _remove_optical(self, aoi_id: str) -> None:
         for p in s2_reference_paths(self.dir, aoi_id):
@@ -766,23 +765,16 @@ def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list
 def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, workers: int, params: dict, futures: dict):
     """Start the dates that need computing on a process pool; None when not worth it.
 
-    Workers come from a fork server (a fresh interpreter that preloads this
-    module), never from a fork of the caller: a fork inherits locks held by
-    the caller's other threads (GDAL, a progress bar, a test server) and
-    can deadlock in the child. The results come back as feature lists and
-    are written (atomically) by the parent, in task order, so the manifest
-    and the progress bar stay single-threaded.
+    The pool is :func:`.pools.process_pool` (a fork server, never a fork of
+    this process). The results come back as feature lists and are written
+    (atomically) by the parent, in task order, so the manifest and the
+    progress bar stay single-threaded.
     """
     stale = [t for t in tasks if force or not manifest.is_current(t)]
     workers = min(workers, len(stale))
     if workers < 2:
         return None
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-    else:  # Windows
-        context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = process_pool(workers, __name__)
     for t in stale:
         m = t.meta
         futures[t.key] = pool.submit(_detect_in_worker, m["aoi"], m["reference"], m["date"], m["tiles"], params)
@@ -805,13 +797,14 @@ def run_detect(opts: RunOptions) -> int:
     with DirLock(out_dir):
         manifest = Manifest(out_dir, STAGE)
         store = ReferenceStore(out_dir, manifest)
+        workers = int((opts.extra or {}).get("workers") or default_workers())
         tasks: list[Task] = []
         futures: dict = {}
         for aoi in opts.aois:
             history = find_tiles(data_dir, [aoi.id], opts.sensors)
             if not history:
                 continue
-            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params))
+            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, workers))
             by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
             for t in history:
                 if (opts.start is None or t.date >= opts.start) and (opts.end is None or t.date <= opts.end):
@@ -819,7 +812,6 @@ def run_detect(opts: RunOptions) -> int:
             tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
         removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
         manifest.save()
-        workers = int((opts.extra or {}).get("workers") or default_workers())
         pool = _submit_stale(tasks, manifest, opts.force, workers, params, futures)
         try:
             result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))

@@ -43,6 +43,7 @@ from .aoi import Grid
 from .atomic import atomic_path, write_text_atomic
 from .contracts import S2, SENSOR_BANDS
 from .manifest import params_hash
+from .pools import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,39 @@ def _write(path: Path, data: np.ndarray, grid: Grid, names: tuple[str, ...]) -> 
                 ds.set_band_description(i, n)
 
 
+_TILE_CONTEXT: dict = {}
+
+
+def _init_tile_context(context: dict) -> None:
+    _TILE_CONTEXT.clear()
+    _TILE_CONTEXT.update(context)
+
+
+def _tile_stack_mask(path: Path) -> np.ndarray:
+    """Stack mask of one tile mapped onto the median (context from :func:`_init_tile_context`), bit-packed."""
+    c = _TILE_CONTEXT
+    with rasterio.open(path) as ds:
+        block = ds.read()
+    bands = dict(zip(SENSOR_BANDS[S2], block))
+    reflectance = {b: bands[b] for b in REFLECTANCE}
+    stack_bands, _ = normalised_stack_bands(reflectance, _clear(block) & ~c["water"], c["median"], c["params"])
+    _, stats = det_stacks.detect_container_stacks(
+        stack_bands, c["transform"], scl=np.nan_to_num(bands["SCL"], nan=0.0).astype(np.uint8),
+        water=c["water"], pixel_size=c["pixel_size"], **c["params"]["stacks"])
+    return np.packbits(stats["stack_mask"], axis=1)
+
+
 def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[Path, tuple[str, str]],
-                            water: np.ndarray, water_digest: str, params: dict) -> OpticalReference:
+                            water: np.ndarray, water_digest: str, params: dict,
+                            workers: int = 1) -> OpticalReference:
     """Median composite and reference yards of an AOI's Sentinel-2 tiles.
 
     ``tiles`` maps each tile path to its SHA-256 and ISO date (tiles that
     failed to load are not in it); ``water`` is the AOI's reference water
     mask. Where two granules of one date overlap, that date counts twice in
-    the median (the overlap is a strip at most) but once for the yards.
+    the median (the overlap is a strip at most) but once for the yards. The
+    tiles' stack masks are computed on ``workers`` processes
+    (:func:`.pools.process_pool`); the result does not depend on it.
     """
     median_path, yards_path, key_path = reference_paths(ref_dir, aoi_id)
     used = {k: params[k] for k in ("radiometry", "stacks")}
@@ -153,20 +179,21 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
 
     ordered = sorted(tiles)
     median = median_composite(ordered, grid)
-    land = ~water
+    context = {"median": median, "water": water, "params": params, "transform": grid.transform,
+               "pixel_size": grid.resolution}
+    workers = min(workers, len(ordered))
+    if workers > 1:
+        with process_pool(workers, __name__, _init_tile_context, (context,)) as pool:
+            packed = list(pool.map(_tile_stack_mask, ordered))
+    else:
+        _init_tile_context(context)
+        packed = [_tile_stack_mask(p) for p in ordered]
+        _TILE_CONTEXT.clear()
     by_date: dict[str, np.ndarray] = {}
-    for path in ordered:
-        with rasterio.open(path) as ds:
-            block = ds.read()
-        bands = dict(zip(SENSOR_BANDS[S2], block))
-        clear = _clear(block)
-        reflectance = {b: bands[b] for b in REFLECTANCE}
-        stack_bands, _ = normalised_stack_bands(reflectance, clear & land, median, params)
-        _, stats = det_stacks.detect_container_stacks(
-            stack_bands, grid.transform, scl=np.nan_to_num(bands["SCL"], nan=0.0).astype(np.uint8),
-            water=water, pixel_size=grid.resolution, **params["stacks"])
+    for path, bits in zip(ordered, packed):
+        mask = np.unpackbits(bits, axis=1, count=grid.width).astype(bool)
         date = tiles[path][1]
-        by_date[date] = by_date[date] | stats["stack_mask"] if date in by_date else stats["stack_mask"]
+        by_date[date] = by_date[date] | mask if date in by_date else mask
     yards = det_stacks.reference_yard_mask(by_date.values(), params["reference"]["yard_min_dates"])
     _write(median_path, median, grid, REFLECTANCE)
     _write(yards_path, yards[None].astype(np.uint8), grid, ("reference_yard",))

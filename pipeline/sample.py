@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing as mp
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pystac
@@ -34,6 +32,7 @@ from .errors import UserError
 from .geojson_io import feature, to_lonlat, write_feature_collection
 from .manifest import DirLock
 from .options import progress
+from .pools import process_pool
 from .port_layout import M2_PER_TEU, assign_berths, day_state, layout_for, rng_for
 from .scenario import Scenario, resolve_scenario
 from .simulate_s1 import render_s1, static_radar
@@ -162,12 +161,8 @@ def _render_job(job: tuple[str, str, dt.date, int]) -> tuple[dict, dict, str, st
 
 
 def _run_jobs(jobs: list, workers: int):
-    # A fork server, not a fork of the caller: see pipeline.detect._submit_stale.
-    if workers > 1 and len(jobs) > 1 and "forkserver" in mp.get_all_start_methods():
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(dict(_CONTEXT),)) as pool:
+    if workers > 1 and len(jobs) > 1:
+        with process_pool(workers, __name__, _init_worker, (dict(_CONTEXT),)) as pool:
             yield from pool.map(_render_job, jobs, chunksize=1)
     else:
         yield from map(_render_job, jobs)

@@ -296,6 +296,13 @@ def test_parallel_workers_write_the_same_detections(series_run, rajin, tmp_path)
         assert json.loads(serial)["features"][0]["properties"]["date"] == d.isoformat()
         assert detection_path(outs[2], "rajin", d).read_text() == serial
     assert timeseries_path(outs[2]).read_text() == timeseries_path(outs[1]).read_text()
+    # The Sentinel-2 reference (its stack pass also runs on the workers) is the same too.
+    for name in ("rajin-s2-median.tif", "rajin-yards.tif"):
+        arrays = []
+        for out in outs.values():
+            with rasterio.open(out / ".berthwatch" / "reference" / name) as ds:
+                arrays.append(ds.read())
+        assert np.array_equal(arrays[0], arrays[1], equal_nan=True), name
 
 
 # ---------------------------------------------------------------- incremental
