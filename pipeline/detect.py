@@ -100,7 +100,10 @@ from .geojson_io import feature, read_detections, to_lonlat, write_csv, write_fe
 from .manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, run_tasks
 from .options import RunOptions, progress
 from .pools import process_pool
-from .s2_reference import OpticalReference, build_optical_reference, normalised_stack_bands
+from .s2_reference import REFLECTANCE as S2_REFLECTANCE
+from .s2_reference import (
+    OpticalReference, build_optical_reference, clear_s2, normalised_stack_bands, scl_codes,
+)
 from .s2_reference import reference_paths as s2_reference_paths
 
 log = logging.getLogger(__name__)
@@ -109,7 +112,6 @@ log = logging.getLogger(__name__)
 #: results change meaning; code edits are caught anyway by the source digest.
 DETECTOR_VERSION = getattr(detectors, "__version__", "0.1.0")
 STAGE = "detect"
-S2_REFLECTANCE = ("B02", "B03", "B04", "B08", "B11")
 
 
 # ---------------------------------------------------------------- parameters
@@ -235,18 +237,10 @@ def load_tile(tile: TileRef, grid: Grid) -> tuple[dict[str, np.ndarray], dict]:
     return {name: data[i] for i, name in enumerate(want)}, item
 
 
-def scl_codes(scl: np.ndarray) -> np.ndarray:
-    """SCL as integer codes; no data (NaN) becomes class 0 (no data)."""
-    return np.nan_to_num(scl, nan=0.0).astype(np.uint8)
-
-
 def clear_mask(sensor: str, bands: dict[str, np.ndarray]) -> np.ndarray:
     """Pixels observed without cloud, shadow or no data."""
     if sensor == S2:
-        ok = np.ones(bands["B02"].shape, bool)
-        for b in S2_REFLECTANCE:
-            ok &= np.isfinite(bands[b]) & (bands[b] > 0)
-        return ok & ~det_water.isin_codes(scl_codes(bands["SCL"]), det_water.SCL_INVALID)
+        return clear_s2(bands)
     ok = np.ones(bands["VV"].shape, bool)
     for b in ("VV", "VH"):
         ok &= np.isfinite(bands[b]) & (bands[b] > 0)

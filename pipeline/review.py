@@ -513,11 +513,11 @@ def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
 
     from .detect import detector_params
     from .manifest import MANIFEST_DIR
-    from .s2_reference import REFLECTANCE, normalised_stack_bands
+    from .s2_reference import REFLECTANCE, normalised_stack_bands, reference_paths
 
     date = _as_date(date)
     ref = Path(out_dir) / MANIFEST_DIR / "reference"
-    paths = [ref / f"{aoi}-s2-median.tif", ref / f"{aoi}-yards.tif", ref / f"{aoi}.tif"]
+    paths = [*reference_paths(ref, aoi)[:2], ref / f"{aoi}.tif"]  # median, yards, reference water
     found = _combined_scene(data_dir, aoi, date, S2)
     if found is None or not all(p.exists() for p in paths):
         fig, ax = plt.subplots(figsize=(6, 1.5))

@@ -65,11 +65,15 @@ def reference_paths(ref_dir: Path, aoi_id: str) -> tuple[Path, Path, Path]:
     return ref_dir / f"{aoi_id}-s2-median.tif", ref_dir / f"{aoi_id}-yards.tif", ref_dir / f"{aoi_id}-s2.json"
 
 
-def _clear(block: np.ndarray) -> np.ndarray:
-    """Clear pixels of a (6, ...) Sentinel-2 block (reflectance bands then SCL)."""
-    refl = block[:5]
-    scl = np.nan_to_num(block[5], nan=0.0).astype(np.uint8)
-    return np.all(np.isfinite(refl) & (refl > 0), axis=0) & ~det_water.isin_codes(scl, det_water.SCL_INVALID)
+def scl_codes(scl: np.ndarray) -> np.ndarray:
+    """SCL as integer codes; no data (NaN) becomes class 0 (no data)."""
+    return np.nan_to_num(scl, nan=0.0).astype(np.uint8)
+
+
+def clear_s2(bands: dict) -> np.ndarray:
+    """Sentinel-2 pixels observed without cloud, shadow or no data (bands by name, any leading shape)."""
+    ok = np.all([np.isfinite(bands[b]) & (bands[b] > 0) for b in REFLECTANCE], axis=0)
+    return ok & ~det_water.isin_codes(scl_codes(bands["SCL"]), det_water.SCL_INVALID)
 
 
 def median_composite(paths: list[Path], grid: Grid) -> np.ndarray:
@@ -82,7 +86,7 @@ def median_composite(paths: list[Path], grid: Grid) -> np.ndarray:
         for r0 in range(0, h, rows):
             window = Window(0, r0, w, min(rows, h - r0))
             cube = np.stack([ds.read(window=window) for ds in handles])  # (T, 6, rows, W)
-            clear = _clear(np.moveaxis(cube, 1, 0))                     # (T, rows, W)
+            clear = clear_s2(dict(zip(SENSOR_BANDS[S2], np.moveaxis(cube, 1, 0))))  # (T, rows, W)
             # Median of the clear values by sorting them first (NaN sorts last):
             # np.nanmedian is ~10x slower on a short axis.
             ordered = np.sort(np.where(clear[:, None], cube[:, :5], np.nan), axis=0)
@@ -145,9 +149,9 @@ def _tile_stack_mask(path: Path) -> np.ndarray:
         block = ds.read()
     bands = dict(zip(SENSOR_BANDS[S2], block))
     reflectance = {b: bands[b] for b in REFLECTANCE}
-    stack_bands, _ = normalised_stack_bands(reflectance, _clear(block) & ~c["water"], c["median"], c["params"])
+    stack_bands, _ = normalised_stack_bands(reflectance, clear_s2(bands) & ~c["water"], c["median"], c["params"])
     _, stats = det_stacks.detect_container_stacks(
-        stack_bands, c["transform"], scl=np.nan_to_num(bands["SCL"], nan=0.0).astype(np.uint8),
+        stack_bands, c["transform"], scl=scl_codes(bands["SCL"]),
         water=c["water"], pixel_size=c["pixel_size"], **c["params"]["stacks"])
     return np.packbits(stats["stack_mask"], axis=1)
 
