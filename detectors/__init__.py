@@ -7,4 +7,4 @@ false alarm) with documented defaults.
 
 #: Version of the detection methods; part of every output's parameters, so a change
 #: here makes the detect stage recompute its outputs.
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -14,8 +14,9 @@ That model assumes sparse steps: in a busy yard whose inventory changes
 between almost every pair of revisits the first differences are the signal,
 the robust noise level is inflated by them and nothing is significant. So
 each gap between two consecutive well-observed dates is also tested on its
-own against a stated noise model of the detected area (a relative 1-sigma
-error per date, ``relative_noise``, plus an absolute floor): the difference
+own against a stated noise model of the detected area (a 1-sigma error per
+date, ``absolute_noise_m2``, plus an optional part relative to the area,
+``relative_noise``): the difference
 of two independent dates has variance sigma_a^2 + sigma_b^2, and a gap whose
 difference exceeds ``gap_z`` of its standard deviation (and the minimum TEU)
 is a step bracketed by exactly those two dates. This is the two-sample
@@ -110,8 +111,8 @@ def detect_stack_changes(
     *,
     z_threshold: float = 5.0,
     min_segment: int = 2,
-    relative_noise: float | None = 0.02,
-    absolute_noise_m2: float = 500.0,
+    relative_noise: float | None = 0.0,
+    absolute_noise_m2: float = 200.0,
     gap_z: float = 3.5,
     **teu_params,
 ) -> list[dict]:
@@ -139,24 +140,27 @@ def detect_stack_changes(
         Minimum number of well-observed dates on each side of a step
         (default 2: a single date is never a new level).
     relative_noise : float or None
-        1-sigma error of the detected stack area of one well-observed date,
-        as a fraction of that area (default 0.02). It drives the test of each
-        gap between consecutive well-observed dates; None disables that test
-        (segmentation only). It must match the detector as the pipeline runs
-        it, i.e. on dates mapped onto the AOI's median composite
-        (:func:`detectors.radiometry.normalise_to_reference`). Measured on the
-        simulated sample: the detected area of clear dates scatters 1.0 %
-        (1 sigma) at Rajin and 2.9 % at Dunai, where most of it is a bias
-        that depends on the stack's size, against 10 % without the
-        normalisation. 0.02 brackets 17 of the 27 observable yard events
-        >= 100 TEU of the demo with no false step (0.05: 4; 0.01: 20, also
-        without a false step but below the Dunai scatter). The smallest step
-        found is about ``gap_z * sqrt(2) * relative_noise`` of the yard area
-        (10 % at 0.02).
+        1-sigma error of the detected stack area of one well-observed date
+        that grows with the area, as a fraction of it (default 0); None
+        disables the test of each gap (segmentation only).
     absolute_noise_m2 : float
-        Absolute 1-sigma floor of the per-date area error, m2 (default 500:
-        five 10 m pixels at a stack rim), added in quadrature; it keeps a
-        nearly empty yard from turning single pixels into steps.
+        1-sigma error of the detected stack area of one well-observed date
+        that does not grow with the area, m2, added in quadrature (default
+        200). Both must match the detector as the pipeline runs it: on dates
+        mapped onto the AOI's median composite
+        (:func:`detectors.radiometry.normalise_to_reference`), with the pixels
+        that match the median keeping the median's class (``reference_stacks``
+        of :func:`detectors.stacks.detect_container_stacks`). Measured on the
+        simulated sample over the dates whose true stacks did not change
+        (4 spells, 11 dates, 7 degrees of freedom): 176 m2 (1.8 pixels), the
+        same at Rajin (3.4 ha of stacks) and Dunai (1.2-1.5 ha), so no term
+        grows with the area; without the median's classes it was 376 m2 (and
+        10 % of the area without the normalisation). 200 m2 is that
+        measurement rounded up to whole pixels; with it the smallest step
+        found, ``gap_z * sqrt(2) * 200`` = 990 m2 (84 TEU at the default stack
+        height), is below ``min_change_teu``. Should the true noise be at the
+        measurement's 90 % upper confidence limit (280 m2), a gap test would
+        give a false step in about 1 % of the gaps.
     gap_z : float
         A gap is a step when its area difference exceeds ``gap_z`` standard
         deviations of the difference of two dates (default 3.5: a false step

@@ -335,6 +335,8 @@ def detect_container_stacks(
     yard_prior: np.ndarray | None = None,
     min_area_in_yard_m2: float = 2000.0,
     seed_window_in_yard_m: float = 50.0,
+    reference_stacks: np.ndarray | None = None,
+    unchanged: np.ndarray | None = None,
     teu_params: dict | None = None,
 ) -> tuple[list[ContainerStack], dict]:
     """Detect container stacks on Sentinel-2 L2A reflectance.
@@ -461,6 +463,19 @@ def detect_container_stacks(
         ground slots).
     seed_window_in_yard_m : float
         Seed window inside ``yard_prior``, m (a 50 m block of boxes).
+    reference_stacks, unchanged : (H, W) bool arrays, optional
+        Map updating by change detection (Xian, Homer & Fry 2009): where
+        ``unchanged`` (the pixel's spectrum matches a reference image's within
+        noise, :func:`detectors.radiometry.unchanged_pixels`) the pixel keeps
+        the class it has in ``reference_stacks`` (this detector run on that
+        reference, e.g. the median composite of the time series); elsewhere
+        this date decides. The rim pixels of a stack that did not move are
+        then decided once, not afresh on every date, where noise, haze and
+        the sun's shadows flip some of them: on the simulated sample such
+        flips moved the area between consecutive dates by up to 13 pixels,
+        as much as a 100 TEU event (12 pixels), and with the median's classes
+        the area of dates whose stacks did not change scatters 176 m2 instead
+        of 376 m2 (1 sigma).
     teu_params : dict, optional
         Keyword arguments for :func:`estimate_teu`.
 
@@ -489,6 +504,9 @@ def detect_container_stacks(
     Chavez, P. S. (1988). An improved dark-object subtraction technique for
     atmospheric scattering correction of multispectral data. Remote Sens.
     Environ. 24(3).
+    Xian, G., Homer, C., Fry, J. (2009). Updating the 2001 National Land Cover
+    Database land cover classification to 2006 by using Landsat imagery
+    change detection methods. Remote Sens. Environ. 113(6).
     """
     teu_params = dict(teu_params or {})
     blue = np.asarray(bands["B02"], dtype=np.float32)
@@ -640,7 +658,10 @@ def detect_container_stacks(
             near = np.zeros_like(mask)
             near[probe] = distance_to_mask(water_mask, probe) * pixel_size < apron_m
             mask &= ~near
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if reference_stacks is not None and unchanged is not None:
+        kept = np.asarray(unchanged, dtype=bool) & valid
+        mask = np.where(kept, np.asarray(reference_stacks, dtype=bool), mask)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
 
     stacks: list[ContainerStack] = []
     if n:

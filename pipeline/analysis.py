@@ -582,6 +582,27 @@ def stack_steps(observations: Sequence[Observation], p: AnalysisParams, **step_p
     return sorted(steps, key=lambda s: (s.aoi, s.after))
 
 
+def step_detection_limits(**step_params) -> dict:
+    """The gap test's noise model and the smallest step it finds, for the report's method text.
+
+    ``area_noise_m2`` and ``relative_noise`` are the 1-sigma area error per
+    date; ``min_step_m2`` and ``min_step_teu`` (central estimate) the smallest
+    step found on an empty yard, where only the fixed part of the error counts;
+    ``min_change_teu`` the smallest change reported.
+    """
+    import inspect
+
+    from ..detectors.stack_changes import detect_stack_changes
+
+    defaults = {k: v.default for k, v in inspect.signature(detect_stack_changes).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+    p = {**defaults, **step_params}
+    min_step = p["gap_z"] * math.sqrt(2.0) * p["absolute_noise_m2"]
+    return {"area_noise_m2": p["absolute_noise_m2"], "relative_noise": p["relative_noise"] or 0.0,
+            "min_step_m2": min_step, "min_step_teu": estimate_teu(min_step)[0],
+            "min_change_teu": p["min_change_teu"]}
+
+
 def _overlap(a: tuple[dt.date, dt.date], b: tuple[dt.date, dt.date]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 

@@ -103,6 +103,7 @@ from .pools import process_pool
 from .s2_reference import REFLECTANCE as S2_REFLECTANCE
 from .s2_reference import (
     OpticalReference, build_optical_reference, clear_s2, normalised_stack_bands, scl_codes,
+    unchanged_since_median,
 )
 from .s2_reference import reference_paths as s2_reference_paths
 
@@ -141,6 +142,7 @@ def detector_params(overrides: dict | None = None) -> dict:
                       "max_enclosed_area_m2": 40_000.0, "yard_min_dates": 2,
                       "invariant_max_ndvi": 0.3},
         "radiometry": _defaults(det_radiometry.normalise_to_reference, ("image", "reference", "mask")),
+        "change": _defaults(det_radiometry.unchanged_pixels, ("image", "reference", "mask")),
         "optical": dict(det_optical.DEFAULTS),
         "water_sar": _defaults(det_sar.water_mask_sar, ("vv", "vh", "pixel_size")),
         "sar": {
@@ -150,7 +152,7 @@ def detector_params(overrides: dict | None = None) -> dict:
         "stacks": {
             **_defaults(det_stacks.detect_container_stacks,
                         ("bands", "transform", "scl", "water", "vessels", "pixel_size", "yard_prior",
-                         "teu_params")),
+                         "reference_stacks", "unchanged", "teu_params")),
             "teu_params": _defaults(det_stacks.estimate_teu, ("area_m2",)),
         },
         "berth": _defaults(det_berth.flag_at_berth, ("vessels", "land_mask", "transform", "berth_zones")),
@@ -619,11 +621,18 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
             v2 = det_optical.detect_vessels_optical(reflectance, tr, scl=scl, reference_water=ref.water,
                                                     pixel_size=px, **params["optical"])
         with clock("s2_stacks"):
-            median = ref.optical.median if ref.optical else None
-            stack_bands, normalisation = normalised_stack_bands(reflectance, s.clear & land, median, params)
+            optical = ref.optical
+            stack_bands, normalisation = normalised_stack_bands(
+                reflectance, s.clear & land, optical.median if optical else None, params)
+            unchanged = None
+            if normalisation["applied"]:
+                unchanged = unchanged_since_median(stack_bands, s.clear & land, optical.median, params)
+                normalisation["unchanged_fraction"] = round(float(unchanged[land].mean()), 4) if land.any() else 0.0
             stacks, stack_stats = det_stacks.detect_container_stacks(
                 stack_bands, tr, scl=scl, water=domain, vessels=v2, pixel_size=px,
-                yard_prior=ref.optical.yards if ref.optical else None, **params["stacks"])
+                yard_prior=optical.yards if optical else None,
+                reference_stacks=optical.stacks if unchanged is not None else None, unchanged=unchanged,
+                **params["stacks"])
         vessels_by_sensor[S2] = v2
     if S1 in scenes:
         s = scenes[S1]

@@ -282,7 +282,7 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
                map_json=json.dumps(map_geojson(r), separators=(",", ":")).replace("</", "<\\/"),
                generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                version=__version__, report_version=REPORT_VERSION,
-               claimed_teu=an.claimed_teu(r.claim, r.params), math=math)
+               claimed_teu=an.claimed_teu(r.claim, r.params), step_limits=an.step_detection_limits(), math=math)
     html = env.get_template("report.html.j2").render(**ctx)
     md = env.get_template("report.md.j2").render(**ctx)
     return html, md, summary

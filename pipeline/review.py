@@ -503,8 +503,10 @@ def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
 
     Three panels on one colour stretch (the median's): the date as fetched,
     the date mapped onto the median composite (as the stack detector sees
-    it, with the detected stacks), and the median composite with the
-    reference yards (where stacks stood on at least two dates). Needs the
+    it, with the detected stacks; tinted where the date differs from the
+    median, the only pixels this date classifies itself), and the median
+    composite with the reference yards (where stacks stood on at least two
+    dates) and the stacks found on the median itself. Needs the
     reference files the detect stage writes with Sentinel-2 history
     (``<out>/.berthwatch/reference/``); detector parameters are the defaults.
     """
@@ -513,7 +515,7 @@ def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
 
     from .detect import detector_params
     from .manifest import MANIFEST_DIR
-    from .s2_reference import REFLECTANCE, normalised_stack_bands, reference_paths
+    from .s2_reference import REFLECTANCE, normalised_stack_bands, reference_paths, unchanged_since_median
 
     date = _as_date(date)
     ref = Path(out_dir) / MANIFEST_DIR / "reference"
@@ -527,9 +529,10 @@ def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
         return fig
     combined, grid, simulated = found
     with rasterio.open(paths[0]) as m, rasterio.open(paths[1]) as y, rasterio.open(paths[2]) as w:
-        median, yards, water = m.read(), y.read(1).astype(bool), w.read(1).astype(bool)
+        median, (yards, median_stacks), water = m.read(), y.read().astype(bool), w.read(1).astype(bool)
     reflectance = {b: combined.bands[b] for b in REFLECTANCE}
-    seen, fit = normalised_stack_bands(reflectance, combined.clear & ~water, median, detector_params())
+    params = detector_params()
+    seen, fit = normalised_stack_bands(reflectance, combined.clear & ~water, median, params)
     lo, hi = np.nanpercentile(median[[2, 1, 0]], S2_STRETCH_PERCENTILES)
 
     def rgb(bands):
@@ -542,17 +545,26 @@ def plot_stack_reference(out_dir: Path, data_dir: Path, aoi: str, date):
     fig, axes = plt.subplots(1, 3, figsize=(18, 6.4))
     panels = [(rgb(reflectance), f"{date}: as fetched ({', '.join(combined.scene_ids)})"),
               (rgb(seen), "as the stack detector saw it: mapped onto the median\n"
-                          "gain " + "/".join(f"{g:.2f}" for g in fit["gains"]) +
-                          ", offset " + "/".join(f"{o:+.3f}" for o in fit["offsets"]) + " (B02..B11)"
+                          "gain " + "/".join(f"{g:.2f}" for g in fit["gains"]) + " (B02..B11)\n"
+                          "offset " + "/".join(f"{o:+.3f}" for o in fit["offsets"]) + "\n"
+                          "tinted: differs from the median (classified on this date)"
                if fit["applied"] else "not mapped onto the median (too few unchanged pixels)"),
-              (rgb(dict(zip(REFLECTANCE, median))), "median composite; reference yards outlined")]
+              (rgb(dict(zip(REFLECTANCE, median))), "median composite: reference yards (solid),\n"
+                                                     "stacks found on the median (dashed)")]
     for ax, (img, title) in zip(axes, panels):
         plot_chip(ax, Chip(img, extent, crs), title)
     if gdf is not None:
         for _, st in gdf[gdf["kind"] == "container_stack"].iterrows():
             _outline(axes[1], st.geometry, color=STACK_COLOR, lw=0.9)
+    if fit["applied"]:
+        changed = ~unchanged_since_median(seen, combined.clear & ~water, median, params) & combined.clear & ~water
+        axes[1].imshow(np.ma.masked_where(~changed, changed), cmap="cool", vmin=0, vmax=1, alpha=0.35,
+                       extent=extent, interpolation="nearest")
     axes[2].contour(yards.astype(float), [0.5], colors=STACK_COLOR, linewidths=0.9, origin="upper",
                     extent=extent)
+    if median_stacks.any():
+        axes[2].contour(median_stacks.astype(float), [0.5], colors=STACK_COLOR, linewidths=0.9, linestyles="--",
+                        origin="upper", extent=extent)
     # Zoom on the yards and today's stacks (300 m around them).
     rows, cols = np.nonzero(yards)
     if rows.size:

@@ -1,6 +1,6 @@
 """Sentinel-2 reference of an AOI's time series, for the container-stack detector.
 
-Two products, built from every Sentinel-2 tile of the AOI on disk (like the
+Three products, built from every Sentinel-2 tile of the AOI on disk (like the
 reference water mask, also outside ``--start``/``--end``):
 
 Median composite
@@ -17,10 +17,18 @@ Reference yards
     (:func:`detectors.stacks.reference_yard_mask`). Inside them the detector
     accepts smaller stacks (``stacks.min_area_in_yard_m2``).
 
-Both are written beside the reference water mask, in
+Median stacks
+    The stack detector's result on the median composite itself (with the
+    reference yards). Where a date's pixel matches the median within noise
+    (:func:`unchanged_since_median`) it keeps this class, so the rim of a
+    stack that did not move is decided once for the series
+    (``reference_stacks`` in :func:`detectors.stacks.detect_container_stacks`).
+
+They are written beside the reference water mask, in
 ``<out>/.berthwatch/reference/``: ``<aoi>-s2-median.tif`` (float32
-reflectance B02, B03, B04, B08, B11) and ``<aoi>-yards.tif`` (uint8, 1 =
-yard), for review in QGIS, and are inputs of every date of the AOI. They are
+reflectance B02, B03, B04, B08, B11) and ``<aoi>-yards.tif`` (uint8 bands
+``reference_yard`` and ``median_stacks``, 1 = yes), for review in QGIS, and
+are inputs of every date of the AOI. They are
 recomputed when the AOI's Sentinel-2 tiles (by SHA-256), the reference water
 mask or the parameters change; a run from scratch gives the same result.
 """
@@ -48,6 +56,8 @@ from .pools import process_pool
 log = logging.getLogger(__name__)
 
 REFLECTANCE = SENSOR_BANDS[S2][:5]
+#: Bands of ``<aoi>-yards.tif``.
+YARDS_BANDS = ("reference_yard", "median_stacks")
 #: Peak size of the (dates, bands, rows, width) block the median is computed on.
 BLOCK_BYTES = 128 << 20
 
@@ -56,6 +66,7 @@ BLOCK_BYTES = 128 << 20
 class OpticalReference:
     median: np.ndarray      # (5, H, W) float32, NaN where never observed clear
     yards: np.ndarray       # (H, W) bool
+    stacks: np.ndarray      # (H, W) bool: the stack detector's result on the median
     paths: list[Path]
     digest: str             # of the tiles, water mask and parameters it was built from
 
@@ -100,6 +111,15 @@ def median_composite(paths: list[Path], grid: Grid) -> np.ndarray:
     return out
 
 
+def _invariant_candidates(median: np.ndarray, clear_land: np.ndarray, params: dict) -> np.ndarray:
+    """Clear built-up and bare ground: vegetation changes with the season (and
+    would outnumber the port in a rural AOI), so it is left out."""
+    red, nir = median[2], median[3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vegetated = (nir - red) / (nir + red) > params["reference"]["invariant_max_ndvi"]
+    return clear_land & ~vegetated
+
+
 def normalised_stack_bands(reflectance: dict, clear_land: np.ndarray, median: np.ndarray | None,
                            params: dict) -> tuple[dict, dict]:
     """The bands the stack detector sees: the date mapped onto the median's radiometry.
@@ -110,16 +130,20 @@ def normalised_stack_bands(reflectance: dict, clear_land: np.ndarray, median: np
     if median is None:
         return reflectance, {"applied": False}
     image = np.stack([reflectance[b] for b in REFLECTANCE])
-    # Candidates: built-up and bare ground. Vegetation changes with the season
-    # (and would outnumber the port in a rural AOI), so it is left out.
-    red, nir = median[2], median[3]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vegetated = (nir - red) / (nir + red) > params["reference"]["invariant_max_ndvi"]
     normalised, gains, offsets, applied = det_radiometry.normalise_to_reference(
-        image, median, clear_land & ~vegetated, **params["radiometry"])
+        image, median, _invariant_candidates(median, clear_land, params), **params["radiometry"])
     info = {"applied": applied, "gains": [round(float(g), 4) for g in gains],
             "offsets": [round(float(o), 5) for o in offsets]}
     return dict(zip(REFLECTANCE, normalised)), info
+
+
+def unchanged_since_median(stack_bands: dict, clear_land: np.ndarray, median: np.ndarray,
+                           params: dict) -> np.ndarray:
+    """Pixels of a normalised date (:func:`normalised_stack_bands`) that match the median within noise."""
+    image = np.stack([stack_bands[b] for b in REFLECTANCE])
+    unchanged, _ = det_radiometry.unchanged_pixels(image, median, _invariant_candidates(median, clear_land, params),
+                                                   **params["change"])
+    return unchanged
 
 
 def _write(path: Path, data: np.ndarray, grid: Grid, names: tuple[str, ...]) -> None:
@@ -171,13 +195,15 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     median_path, yards_path, key_path = reference_paths(ref_dir, aoi_id)
     used = {k: params[k] for k in ("radiometry", "stacks")}
     used.update({k: params["reference"][k] for k in ("yard_min_dates", "invariant_max_ndvi")})
-    key = {"tiles": sorted(sha for sha, _ in tiles.values()), "water": water_digest, "params": params_hash(used)}
+    key = {"tiles": sorted(sha for sha, _ in tiles.values()), "water": water_digest, "params": params_hash(used),
+           "products": list(YARDS_BANDS)}
     digest = params_hash(key)
     paths = [median_path, yards_path]
     try:
         if json.loads(key_path.read_text()) == key and all(p.exists() for p in paths):
             with rasterio.open(median_path) as m, rasterio.open(yards_path) as y:
-                return OpticalReference(m.read(), y.read(1).astype(bool), paths, digest)
+                yards, stacks = y.read().astype(bool)
+                return OpticalReference(m.read(), yards, stacks, paths, digest)
     except (OSError, ValueError, rasterio.errors.RasterioIOError):
         pass
 
@@ -199,9 +225,13 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
         date = tiles[path][1]
         by_date[date] = by_date[date] | mask if date in by_date else mask
     yards = det_stacks.reference_yard_mask(by_date.values(), params["reference"]["yard_min_dates"])
+    _, median_stats = det_stacks.detect_container_stacks(
+        dict(zip(REFLECTANCE, median)), grid.transform, water=water, pixel_size=grid.resolution,
+        yard_prior=yards, **params["stacks"])
+    stacks = median_stats["stack_mask"]
     _write(median_path, median, grid, REFLECTANCE)
-    _write(yards_path, yards[None].astype(np.uint8), grid, ("reference_yard",))
+    _write(yards_path, np.stack([yards, stacks]).astype(np.uint8), grid, YARDS_BANDS)
     write_text_atomic(key_path, json.dumps(key))
     log.info("%s: Sentinel-2 median of %d tiles; reference yards %.1f ha", aoi_id, len(ordered),
              yards.sum() * grid.resolution ** 2 / 1e4)
-    return OpticalReference(median, yards, paths, digest)
+    return OpticalReference(median, yards, stacks, paths, digest)

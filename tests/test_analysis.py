@@ -234,3 +234,15 @@ def test_over_a_long_gap_a_new_ship_at_another_berth_is_a_new_call():
     _, obs = _berth_shift_series(second_length=90.0, every_days=5)
     calls = an.track_port_calls(obs, P)
     assert len(calls) == 2 and not any(c.berth_shifts for c in calls)
+
+
+def test_step_detection_limits_follow_the_step_detector():
+    # The report's method text states the gap test's noise and resolution from these, not from prose.
+    from berthwatch.detectors.stacks import estimate_teu
+
+    limits = an.step_detection_limits()
+    assert limits["area_noise_m2"] == 200.0 and limits["relative_noise"] == 0.0
+    assert limits["min_step_m2"] == pytest.approx(3.5 * 2 ** 0.5 * 200.0)
+    assert limits["min_step_teu"] == pytest.approx(estimate_teu(limits["min_step_m2"])[0])
+    assert limits["min_change_teu"] == 100.0
+    assert an.step_detection_limits(absolute_noise_m2=400.0, gap_z=3.0)["min_step_m2"] == pytest.approx(3.0 * 2 ** 0.5 * 400.0)

@@ -78,14 +78,17 @@ def test_no_port_call_on_a_clear_date_is_missed(demo):
 
 #: Yard events dwell >= 10 days (two revisits; several hundred TEU each), and Rajin's exports are staged
 #: every 3-7 days, so its inventory changes between almost every pair of clear dates. detect_stack_changes
-#: also tests each gap between consecutive well-observed dates against a relative area-noise model
-#: (``relative_noise``, default 0.02 now that the areas are measured on normalised dates). Measured: 17 of
-#: 27 observable net events >= 100 TEU bracketed, no false step (was 8 of 27 before the normalisation).
-#: Fed the TRUE areas with a noise model to match (0.5 %, 100 m2 floor) it finds 24 of 27. The 10 missed lie
-#: in gaps whose net truth change is 100-300 TEU (3-9 % of the yard; several events in one gap partly
-#: cancel), below the smallest step found (~10 % of the yard at relative_noise 0.02).
-YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 17 of 27 observable yard events >= 100 TEU "
-                                   "bracketed (smallest step ~10 % of the yard; see comment above)")
+#: also tests each gap between consecutive well-observed dates against the measured area noise of one date
+#: (200 m2, 1 sigma: dates mapped onto the median composite, pixels that match the median keeping its
+#: class). Measured (detector 0.5.0): 26 of 27 observable net events >= 100 TEU bracketed, and one step
+#: without an observable event: Rajin 29 Sep -> 4 Oct, -102 TEU detected where four events (+300, +100,
+#: -150, -300 TEU) net -50. History: 8 of 27 without normalisation, 17 with it (2 % area noise), 26 with the
+#: median's classes. The one missed: Dunai 27 Aug -> 1 Sep, net +100 TEU (a row of boxes 1-2 pixels wide
+#: added to a stack), detected +60 TEU: a net change of exactly 100 TEU is at the gap test's resolution
+#: (the TRUE areas through the same test bracket 24 of 27: the three gaps of net 100 TEU fall a rounding
+#: error short of min_change_teu).
+YARD_EVENT_GAP = pytest.mark.xfail(strict=False, reason="issue #8: 26 of 27 observable yard events >= 100 TEU "
+                                   "bracketed (a net 100 TEU gap is at the test's resolution; see comment above)")
 
 
 def _area_errors(out: Path) -> dict[str, list[float]]:
@@ -98,8 +101,9 @@ def _area_errors(out: Path) -> dict[str, list[float]]:
 
 
 def test_container_area_within_15_percent_on_clear_dates(demo):
-    """Measured (generator 1.1.0, detector 0.4.0 defaults): Rajin +2..+6 % on 15 clear dates, Dunai
-    -11..-2 % on 10. The dates are mapped onto the AOI's median composite first (pipeline.s2_reference;
+    """Measured (generator 1.1.0, detector 0.5.0 defaults): Rajin +1..+6 % on 15 clear dates, Dunai
+    -11..-5 % on 10 (0.4.0, without the median's classes: +2..+6 %, -11..-2 %). The dates are mapped onto
+    the AOI's median composite first (pipeline.s2_reference;
     Rajin was -15..+19 % without, from the simulated haze); small stacks are accepted inside the reference
     yards, and patch edges are decided per pixel over 10 m (Dunai was -58..-3 % without both)."""
     errors = _area_errors(demo[0])
@@ -169,10 +173,10 @@ def _bracketing(out: Path):
 
 
 def test_yard_events_regression_floor(demo):
-    """The level reached (see YARD_EVENT_GAP): 17 of 27 bracketed, no step without a truth event."""
+    """The level reached (see YARD_EVENT_GAP): 26 of 27 bracketed, one step without an observable event."""
     observable, found, spurious = _bracketing(demo[0])
     assert len(observable) >= 20
-    assert len(found) >= 0.6 * len(observable), (len(found), len(observable))
+    assert len(found) >= 0.9 * len(observable), (len(found), len(observable))
     assert spurious <= 1
 
 

@@ -536,5 +536,12 @@ def test_hazy_date_is_normalised_to_the_median_and_measures_the_same_yard(tmp_pa
     # The median of the five dates is the unhazed radiometry (one hazy date of five).
     assert abs(float(np.nanmedian(median[0][~hb.land])) - 0.06) < 0.005
     with rasterio.open(ref / "rajin-yards.tif") as ds:
-        yards = ds.read(1).astype(bool)
+        assert ds.descriptions == ("reference_yard", "median_stacks")
+        yards, median_stacks = ds.read().astype(bool)
     assert (yards & hb.yard).sum() > 0.8 * hb.yard.sum() and (yards & ~hb.yard).sum() < 0.1 * hb.yard.sum()
+    # Once normalised, the hazy date's ground matches the median as well as the other dates' does (the yard's
+    # boxes are repainted on every date of this toy, so they are changed ground on each).
+    unchanged = {d: s[d]["s2_normalisation"]["unchanged_fraction"] for d in dates}
+    assert min(unchanged.values()) > 0.8 and unchanged[hazy] > min(u for d, u in unchanged.items() if d != hazy) - 0.05
+    assert (median_stacks & hb.yard).sum() > 0.8 * hb.yard.sum()
+    assert (median_stacks & ~hb.yard).sum() < 0.1 * hb.yard.sum()

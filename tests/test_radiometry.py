@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from berthwatch.detectors.radiometry import normalise_to_reference
+from berthwatch.detectors.radiometry import normalise_to_reference, unchanged_pixels
 
 
 def _pair(seed=0, shape=(120, 150)):
@@ -56,3 +56,27 @@ def test_shapes_must_match():
     image, reference, *_ = _pair()
     with pytest.raises(ValueError, match="do not match"):
         normalise_to_reference(image[:2], reference, np.ones(image.shape[1:], bool))
+
+
+def test_unchanged_pixels_flags_the_changed_ground_at_the_stated_false_alarm_rate():
+    image, reference, gains, offsets, changed = _pair(seed=3, shape=(300, 300))
+    normalised, *_ = normalise_to_reference(image, reference, np.ones(changed.shape, bool))
+    unchanged, sigma = unchanged_pixels(normalised, reference, np.ones(changed.shape, bool), pfa=1e-3)
+    # The noise of the difference is the image noise (0.003) divided by each band's gain.
+    np.testing.assert_allclose(sigma, 0.003 / gains, rtol=0.1)
+    false_alarm = 1.0 - unchanged[~changed].mean()
+    assert false_alarm < 3e-3  # 1e-3 expected
+    assert 1.0 - unchanged[changed].mean() > 0.95  # new stacks: a change of 0.05-0.5 in reflectance
+    # A tenfold pfa calls more unchanged ground changed, and no changed ground unchanged.
+    loose, _ = unchanged_pixels(normalised, reference, np.ones(changed.shape, bool), pfa=1e-2)
+    assert (1.0 - loose[~changed].mean()) > false_alarm and not (loose & ~unchanged).any()
+
+
+def test_unchanged_pixels_without_enough_known_ground():
+    image, reference, *_ = _pair(seed=4)
+    image[:, 1:, :] = np.nan
+    image[:, :, 50:] = np.nan  # 50 known pixels: too few to estimate the noise on
+    unchanged, sigma = unchanged_pixels(image, reference, np.ones(image.shape[1:], bool))
+    assert not unchanged.any() and np.isnan(sigma).all()
+    with pytest.raises(ValueError, match="do not match"):
+        unchanged_pixels(image[:2], reference, np.ones(image.shape[1:], bool))

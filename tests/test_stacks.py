@@ -239,3 +239,33 @@ def test_reference_yard_needs_stacks_on_min_dates():
     assert reference_yard_mask([a, b], min_dates=1)[0].tolist() == [True, True, True, False]
     with pytest.raises(ValueError):
         reference_yard_mask([])
+
+
+def test_unchanged_pixels_keep_the_reference_class_and_changed_pixels_are_decided_by_the_date():
+    bands, truth = _scene(seed=3)
+    _, today = detect_container_stacks(bands, TRANSFORM)
+    reference = np.zeros_like(truth)
+    reference[YARD] = truth[YARD]
+    reference[20:30, 20:70] = False        # a block the reference did not have: it arrived since
+    reference[150:155, 20:40] = True       # a stack on the reference where the roof now is
+    unchanged = np.ones_like(truth)
+    unchanged[20:30, 20:70] = False        # the new block changed the spectrum ...
+    unchanged[150:155, 20:40] = False      # ... and so did the roof (the stack left)
+    unchanged[100:105, 20:40] = True
+    scl = np.full(truth.shape, 4, dtype=np.uint8)
+    scl[60:70, 20:130] = 9                 # cloud over a row of blocks: unobserved, never filled in
+    _, gated = detect_container_stacks(bands, TRANSFORM, scl=scl, reference_stacks=reference, unchanged=unchanged)
+    mask = gated["stack_mask"]
+    changed = ~unchanged
+    # Unchanged and observed: exactly the reference.
+    observed = scl != 9
+    assert np.array_equal(mask[unchanged & observed], reference[unchanged & observed])
+    # Changed: this date's own result (the new block is found, the departed stack is gone).
+    _, today_cloud = detect_container_stacks(bands, TRANSFORM, scl=scl)
+    assert np.array_equal(mask[changed], today_cloud["stack_mask"][changed])
+    assert mask[20:30, 20:70].mean() > 0.8 and not mask[150:155, 20:40].any()
+    assert not mask[~observed].any()
+    assert gated["stack_area_m2"] == mask.sum() * PIX**2
+    # Without a reference nothing changes.
+    _, plain = detect_container_stacks(bands, TRANSFORM, unchanged=unchanged)
+    assert np.array_equal(plain["stack_mask"], today["stack_mask"])
