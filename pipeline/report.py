@@ -179,11 +179,17 @@ def single_scene_dates(meta: dict) -> dict[str, list[dt.date]]:
 
 
 def choose_map_date(obs: list[an.Observation], window, p: an.AnalysisParams) -> dt.date | None:
-    """The usable date in the window with most large berthed vessels (ties: the clearest, then earliest)."""
+    """The usable date in the window with most large berthed vessels.
+
+    Ties go to a date with a usable Sentinel-2 image (the map then shows the
+    container stacks too; a radar-only date has none), then to the clearest,
+    then to the earliest.
+    """
     pool = [o for o in obs if o.usable(p) and an.in_window(o.date, window)] or [o for o in obs if o.usable(p)]
     if not pool:
         return None
-    best = max(pool, key=lambda o: (len(o.large_at_berth(p)), o.clear_fraction, -o.date.toordinal()))
+    best = max(pool, key=lambda o: (len(o.large_at_berth(p)), o.stack_usable(p), o.clear_fraction,
+                                    -o.date.toordinal()))
     return best.date
 
 

@@ -138,3 +138,27 @@ def test_single_scene_dates_are_flagged(tmp_path, claim):
     html = index.read_text()
     assert html.count('class="warn"') == 1 and "single-scene mode" in html
     assert "single-scene mode" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_map_date_prefers_a_sentinel2_date_when_the_vessel_counts_tie():
+    import datetime as dt
+
+    from berthwatch.pipeline import analysis as an
+    from berthwatch.pipeline.contracts import S1, S2
+    from berthwatch.pipeline.report import choose_map_date
+
+    p = an.AnalysisParams()
+    window = (dt.date(2023, 9, 7), dt.date(2023, 10, 1))
+
+    def obs(day, sensor, n_large, clear=1.0):
+        date = dt.date(2023, 9, day)
+        ships = [an.VesselSighting("rajin", date, 130.3, 42.2, 120.0, 18.0, 0.9, True, sensor) for _ in range(n_large)]
+        return an.Observation("rajin", date, (sensor,), {sensor: clear}, ships,
+                              stack_area_m2=40000.0 if sensor == S2 else None)
+
+    # A radar-only date as full of ships as an optical one: the optical one, whose map shows the stacks.
+    assert choose_map_date([obs(10, S1, 1), obs(14, S2, 1, clear=0.9)], window, p) == dt.date(2023, 9, 14)
+    # More large ships at berth still come first.
+    assert choose_map_date([obs(10, S1, 2), obs(14, S2, 1)], window, p) == dt.date(2023, 9, 10)
+    # A cloudy optical date is not usable for stacks: clearest, then earliest.
+    assert choose_map_date([obs(10, S1, 1, clear=0.8), obs(14, S2, 1, clear=0.5)], window, p) == dt.date(2023, 9, 10)
