@@ -187,7 +187,9 @@ def unchanged_pixels(
     centre = np.median(sample, axis=1)
     sigma = 1.4826 * np.median(np.abs(sample - centre[:, None]), axis=1)
     sigma = np.maximum(sigma, 1e-6)
-    z = (diff - centre[:, None, None].astype(np.float32)) / sigma[:, None, None].astype(np.float32)
+    diff -= centre[:, None, None].astype(np.float32)    # in place: standardised, then squared
+    diff /= sigma[:, None, None].astype(np.float32)
     with np.errstate(invalid="ignore"):
-        statistic = np.sum(z * z, axis=0)
+        diff *= diff
+        statistic = diff.sum(axis=0)
     return statistic <= threshold, sigma
