@@ -29,11 +29,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from tile_factory import harbour_series  # noqa: E402
 
-from berthwatch.pipeline import detect  # noqa: E402
-from berthwatch.pipeline.aoi import resolve_aois  # noqa: E402
-from berthwatch.pipeline.contracts import S1, S2, find_tiles  # noqa: E402
-from berthwatch.pipeline.manifest import Manifest  # noqa: E402
-from berthwatch.pipeline.options import RunOptions  # noqa: E402
+from berthwatch.pipeline.core.geojson_io import write_feature_collection  # noqa: E402
+from berthwatch.pipeline.detect.aoi_date import aoi_context, detect_aoi_date  # noqa: E402
+from berthwatch.pipeline.detect.params import detector_params  # noqa: E402
+from berthwatch.pipeline.detect.stage import default_workers, run_detect  # noqa: E402
+from berthwatch.pipeline.detect.water_reference import ReferenceStore  # noqa: E402
+from berthwatch.pipeline.core.aoi import resolve_aois  # noqa: E402
+from berthwatch.pipeline.core.contracts import S1, S2, find_tiles  # noqa: E402
+from berthwatch.pipeline.core.manifest import Manifest  # noqa: E402
+from berthwatch.pipeline.core.options import RunOptions  # noqa: E402
 
 
 def bench_aoi(aoi, n_dates: int, workdir: Path, workers: int) -> dict:
@@ -43,25 +47,25 @@ def bench_aoi(aoi, n_dates: int, workdir: Path, workers: int) -> dict:
     harbour_series(data, aoi.id, grid, dates, berthed_on=dates[1::3], sensors=(S1, S2), clouds_on=dates[2::4])
     opts = RunOptions(aois=[aoi], data_dir=data, out_dir=out, extra={"workers": workers})
     t0 = time.perf_counter()
-    code = detect.run_detect(opts)
+    code = run_detect(opts)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    detect.run_detect(opts)
+    run_detect(opts)
     rerun = time.perf_counter() - t0
 
-    params = detect.detector_params()
+    params = detector_params()
     tiles = find_tiles(data, [aoi.id])
     t0 = time.perf_counter()
-    ref = detect.ReferenceStore(workdir / "scratch", Manifest(workdir / "scratch", "bench")).build(
+    ref = ReferenceStore(workdir / "scratch", Manifest(workdir / "scratch", "bench")).build(
         aoi, grid, tiles, params)
     reference_s = time.perf_counter() - t0
-    ctx = detect.aoi_context(aoi, ref)
+    ctx = aoi_context(aoi, ref)
     per_date, cpu, steps = [], [], {}
     for d in dates:
         timings: dict = {}
         t0, c0 = time.perf_counter(), time.process_time()
-        feats = detect.detect_aoi_date(ctx, d, [t for t in tiles if t.date == d], params, timings)
-        detect.write_feature_collection(workdir / "scratch" / f"{d}.geojson", feats)
+        feats = detect_aoi_date(ctx, d, [t for t in tiles if t.date == d], params, timings)
+        write_feature_collection(workdir / "scratch" / f"{d}.geojson", feats)
         total = time.perf_counter() - t0
         cpu.append(time.process_time() - c0)
         timings["features+write"] = total - sum(timings.values())
@@ -83,7 +87,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--aoi", action="append", help="AOI id or GeoJSON (default: rajin, dunai)")
     ap.add_argument("--dates", type=int, default=6, help="dates per AOI (S1 + S2 each)")
-    ap.add_argument("--workers", type=int, default=detect.default_workers(), help="processes for the stage runs")
+    ap.add_argument("--workers", type=int, default=default_workers(), help="processes for the stage runs")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     args = ap.parse_args(argv)
     logging.getLogger("berthwatch").setLevel(logging.WARNING)

@@ -16,23 +16,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from affine import Affine  # noqa: E402
 
-try:
-    from berthwatch.detectors.stacks import detect_container_stacks
-    from berthwatch.pipeline import port_layout as layout, simulate_s2 as sim
-except ImportError:  # running from a source tree without the editable install
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from detectors.stacks import detect_container_stacks
-    from pipeline import port_layout as layout, simulate_s2 as sim
+from berthwatch.detectors.stacks import detect_container_stacks  # noqa: E402
+from berthwatch.pipeline.core.atomic import write_json_atomic  # noqa: E402
+from berthwatch.pipeline.simulation import layout, simulate_s2 as sim  # noqa: E402
 
 BANDS = ("B02", "B03", "B04", "B08", "B11")
 #: (name, height, width) of the benchmarked grids.
@@ -96,10 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['grid']:12s} {r['height']:>5d}x{r['width']:<5d} {r['median_s']:9.3f} {r['mpix_per_s']:7.2f} "
               f"{r['n_stacks']:6d} {r['stack_area_m2'] / 1e4:8.1f}")
     if args.out:
-        try:
-            from berthwatch.pipeline.atomic import write_json_atomic
-        except ImportError:
-            from pipeline.atomic import write_json_atomic
         write_json_atomic(args.out, {"benchmark": "detect_container_stacks", "repeats": args.repeats,
                                      "threads": 1, "python": platform.python_version(),
                                      "machine": platform.machine(), "results": rows})

@@ -17,8 +17,8 @@ import typer
 
 from berthwatch import __version__
 
-from .contracts import SENSORS
-from .errors import UsageError, UserError
+from .core.contracts import SENSORS
+from .core.errors import UsageError, UserError
 
 log = logging.getLogger("berthwatch")
 
@@ -102,8 +102,8 @@ def _sensors(values: list[str] | None) -> tuple[str, ...]:
 
 
 def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require_dates=False, params=None):
-    from .aoi import resolve_aois
-    from .options import RunOptions
+    from .core.aoi import resolve_aois
+    from .core.options import RunOptions
     from .params import load_params_file
 
     if source not in SOURCES:
@@ -184,7 +184,7 @@ def report(
 ) -> None:
     """Compare observed activity with a claim; write the HTML/Markdown/JSON report."""
     def body():
-        from .claims import resolve_claim
+        from .core.claims import resolve_claim
 
         opts = _options(aoi, start, end, None, Path("data"), out_dir, params=params)
         the_claim = resolve_claim(claim)
@@ -206,7 +206,7 @@ def run(
 ) -> None:
     """fetch, then detect, then report."""
     def body():
-        from .claims import resolve_claim
+        from .core.claims import resolve_claim
 
         opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local",
                         params=params)
@@ -229,7 +229,7 @@ def sample(
 ) -> None:
     """Generate a SIMULATED Sentinel-1/2 time series (static STAC catalog + truth) from a scenario."""
     def body():
-        from .sample import generate_sample
+        from .simulation.sample import generate_sample
 
         typer.echo(f"simulated catalog: {generate_sample(scenario, data_dir)}")
     _guard(body)
@@ -287,7 +287,7 @@ def validate_opensarship(
 def aoi_list() -> None:
     """List the known AOIs."""
     def body():
-        from .aoi import available_aois
+        from .core.aoi import available_aois
 
         for a in available_aois().values():
             d = a.describe()
@@ -300,7 +300,7 @@ def aoi_list() -> None:
 def aoi_show(aoi_id: str = typer.Argument(..., help="AOI id or GeoJSON path.")) -> None:
     """Show everything known about one AOI."""
     def body():
-        from .aoi import resolve_aois
+        from .core.aoi import resolve_aois
 
         typer.echo(json.dumps(resolve_aois([aoi_id])[0].describe(), indent=2, ensure_ascii=False))
     _guard(body)

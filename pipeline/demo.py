@@ -20,12 +20,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from .aoi import resolve_aois
-from .claims import resolve_claim
-from .contracts import SENSORS
-from .options import RunOptions
-from .sample import CATALOG_FILE, GENERATOR_VERSION, generate_sample
-from .scenario import resolve_scenario
+from .core.aoi import resolve_aois
+from .core.claims import resolve_claim
+from .core.contracts import SENSORS
+from .core.options import RunOptions
+from .simulation.sample import CATALOG_FILE, GENERATOR_VERSION, generate_sample
+from .simulation.scenario import resolve_scenario
 
 log = logging.getLogger("berthwatch.demo")
 DEMO_CLAIM = "us-nsc-2023-10-13"
@@ -56,7 +56,7 @@ def ensure_sample(scenario, sample_dir: Path) -> Path:
     log.info("generating the simulated sample (scenario %s) in %s", scenario.name, sample_dir)
     key_path.unlink(missing_ok=True)
     catalog = generate_sample(scenario.path, sample_dir)
-    from .atomic import write_json_atomic
+    from .core.atomic import write_json_atomic
 
     write_json_atomic(key_path, want)
     return catalog

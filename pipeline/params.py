@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UsageError
+from .core.errors import UsageError
 
 SECTIONS = ("detect", "report")
 
@@ -31,7 +31,7 @@ SECTIONS = ("detect", "report")
 def load_params_file(path: Path) -> dict:
     """``{"detector_params": {...}, "report_params": {...}}`` for ``RunOptions.extra``.
 
-    Detector steps and names are checked by :func:`pipeline.detect.detector_params`
+    Detector steps and names are checked by :func:`pipeline.detect.params.detector_params`
     when the stage runs; analysis names and value shapes are checked here.
     """
     path = Path(path)
@@ -58,7 +58,7 @@ def load_params_file(path: Path) -> dict:
 
 
 def _analysis_overrides(path: Path, values: dict) -> dict:
-    from .analysis import AnalysisParams
+    from .report.analysis import AnalysisParams
 
     defaults = AnalysisParams()
     fields = {f.name for f in dataclasses.fields(AnalysisParams)}

@@ -19,8 +19,8 @@ from shapely.affinity import rotate
 from shapely.geometry import Point, box
 
 from berthwatch.detectors.stacks import estimate_teu
-from berthwatch.pipeline.contracts import S1, S2, detection_path
-from berthwatch.pipeline.geojson_io import feature, write_feature_collection
+from berthwatch.pipeline.core.contracts import S1, S2, detection_path
+from berthwatch.pipeline.core.geojson_io import feature, write_feature_collection
 
 D = dt.date.fromisoformat
 BERTHS = {  # lon, lat of two berths per AOI and of the yard

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from berthwatch.pipeline import analysis as an
-from berthwatch.pipeline.claims import resolve_claim
-from berthwatch.pipeline.report import detection_files, load_observations
+from berthwatch.pipeline.report import analysis as an
+from berthwatch.pipeline.core.claims import resolve_claim
+from berthwatch.pipeline.report.stage import detection_files, load_observations
 
 from scenario_detections import (
     D, Scenario, Trip, cloudy_window_scenario, in_window_scenario, no_shipments_scenario,

@@ -4,8 +4,8 @@ import pytest
 from shapely.geometry import Point, shape
 from shapely.geometry.polygon import LinearRing
 
-from berthwatch.pipeline.aoi import MAX_REQUEST_PX, aoi_feature_collection, available_aois, load_aoi, resolve_aois
-from berthwatch.pipeline.errors import UsageError, UserError
+from berthwatch.pipeline.core.aoi import MAX_REQUEST_PX, aoi_feature_collection, available_aois, load_aoi, resolve_aois
+from berthwatch.pipeline.core.errors import UsageError, UserError
 
 
 def test_shipped_aois_are_rfc7946_and_have_the_right_utm_zone(project_root):

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from berthwatch.pipeline.claims import load_claim, resolve_claim
-from berthwatch.pipeline.errors import UserError
+from berthwatch.pipeline.core.claims import load_claim, resolve_claim
+from berthwatch.pipeline.core.errors import UserError
 
 
 def test_shipped_claim_holds_the_us_statement_with_both_wordings():

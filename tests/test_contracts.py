@@ -6,11 +6,11 @@ import pystac
 import pytest
 import rasterio
 
-from berthwatch.pipeline.aoi import available_aois
-from berthwatch.pipeline.contracts import (
+from berthwatch.pipeline.core.aoi import available_aois
+from berthwatch.pipeline.core.contracts import (
     S1, S2, SENSOR_BANDS, find_tiles, read_tile, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile,
 )
-from berthwatch.pipeline.errors import UserError
+from berthwatch.pipeline.core.errors import UserError
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("berthwatch.pipeline.fetch", reason="fetch stage (pipeline/fetch.py) not written yet")
-pytest.importorskip("berthwatch.pipeline.detect", reason="detect stage (pipeline/detect.py) not written yet")
-pytest.importorskip("berthwatch.pipeline.report", reason="report stage (pipeline/report.py) not written yet")
 
-from berthwatch.pipeline.contracts import LARGE_VESSEL_M, S1, S2  # noqa: E402
+from berthwatch.pipeline.core.contracts import LARGE_VESSEL_M, S1, S2  # noqa: E402
 from berthwatch.pipeline.demo import run_demo  # noqa: E402
 
 @pytest.fixture(scope="module")
@@ -104,7 +101,7 @@ def _area_errors(out: Path) -> dict[str, list[float]]:
 def test_container_area_within_15_percent_on_clear_dates(demo):
     """Measured (generator 1.1.0, detector 0.5.0 defaults): Rajin +1..+6 % on 15 clear dates, Dunai
     -11..-5 % on 10 (0.4.0, without the median's classes: +2..+6 %, -11..-2 %). The dates are mapped onto
-    the AOI's median composite first (pipeline.s2_reference;
+    the AOI's median composite first (pipeline.detect.s2_reference;
     Rajin was -15..+19 % without, from the simulated haze); small stacks are accepted inside the reference
     yards, and patch edges are decided per pixel over 10 m (Dunai was -58..-3 % without both)."""
     errors = _area_errors(demo[0])

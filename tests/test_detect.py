@@ -23,15 +23,16 @@ from shapely.geometry import shape
 
 from tile_factory import harbour, harbour_series, s1_bands, s2_bands, write_scene
 
-from berthwatch.pipeline import detect
-from berthwatch.pipeline.aoi import available_aois
-from berthwatch.pipeline.contracts import (
+from berthwatch.pipeline.detect import params as detect_params, stage as detect
+from berthwatch.pipeline.detect.scenes import load_tile
+from berthwatch.pipeline.core.aoi import available_aois
+from berthwatch.pipeline.core.contracts import (
     LARGE_VESSEL_M, S1, S2, SUMMARY_FIELDS, TIMESERIES_COLUMNS, detection_path, find_tiles, item_path, tile_path,
     timeseries_path,
 )
-from berthwatch.pipeline.errors import UserError
-from berthwatch.pipeline.geojson_io import read_detections
-from berthwatch.pipeline.options import RunOptions
+from berthwatch.pipeline.core.errors import UserError
+from berthwatch.pipeline.core.geojson_io import read_detections
+from berthwatch.pipeline.core.options import RunOptions
 
 
 
@@ -170,7 +171,7 @@ def test_counts_vessels_berths_and_stacks_per_date(series_run):
         assert summ["teu_low"] < summ["teu_estimate"] < summ["teu_high"]
         # The cloud hides a third of the land on CLOUDY.
         assert summ["stack_observed_fraction"] == (pytest.approx(0.64, abs=0.03) if date == CLOUDY else 1.0)
-        assert summ["detector_version"] == detect.DETECTOR_VERSION
+        assert summ["detector_version"] == detect_params.DETECTOR_VERSION
         assert len(summ["params_hash"]) == 16 and summ["params_hash"] == s[DATES[0]]["params_hash"]
 
 
@@ -424,7 +425,7 @@ def one_tile(tmp_path, rajin):
 
 
 def _rewrite_item(tile):
-    from berthwatch.pipeline.manifest import sha256_file
+    from berthwatch.pipeline.core.manifest import sha256_file
 
     item = json.loads(item_path(tile.path).read_text())
     item["assets"]["data"]["file:checksum"] = "1220" + sha256_file(tile.path)
@@ -444,11 +445,11 @@ def test_load_tile_names_the_file_and_the_problem(one_tile, problem, message):
         tile.path.write_bytes(b"II*\x00garbage" * 100)
         _rewrite_item(tile)
     elif problem == "bands":
-        from berthwatch.pipeline.contracts import write_tile
+        from berthwatch.pipeline.core.contracts import write_tile
         write_tile(tile.path, s1_bands(grid, harbour(grid)), grid, S1)
         _rewrite_item(tile)
     elif problem == "grid":
-        from berthwatch.pipeline.contracts import write_tile
+        from berthwatch.pipeline.core.contracts import write_tile
         other = available_aois()["dunai"].grid()
         write_tile(tile.path, s2_bands(other, harbour(other)), other, S2)
         _rewrite_item(tile)
@@ -457,7 +458,7 @@ def test_load_tile_names_the_file_and_the_problem(one_tile, problem, message):
     else:
         tile.path.write_bytes(tile.path.read_bytes() + b"\x00")
     with pytest.raises(UserError) as err:
-        detect.load_tile(tile, grid)
+        load_tile(tile, grid)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert str(tile.path.with_suffix(".json" if problem == "item" else ".tif")) in str(err.value)
 
@@ -471,11 +472,11 @@ def test_no_tiles_is_a_user_error(tmp_path, rajin):
 
 
 def test_unknown_detector_parameter_is_rejected():
-    from berthwatch.pipeline.errors import UsageError
+    from berthwatch.pipeline.core.errors import UsageError
 
     with pytest.raises(UsageError, match="min_length"):
-        detect.detector_params({"optical": {"min_length": 3}})
-    assert detect.detector_params({"berth": {"distance_m": 50.0}})["berth"]["distance_m"] == 50.0
+        detect_params.detector_params({"optical": {"min_length": 3}})
+    assert detect_params.detector_params({"berth": {"distance_m": 50.0}})["berth"]["distance_m"] == 50.0
 
 
 # ---------------------------------------------------------------- real detectors

@@ -9,11 +9,11 @@ import numpy as np
 import pystac
 import pytest
 
-from berthwatch.pipeline.aoi import load_aoi
-from berthwatch.pipeline.contracts import S1, S2, find_tiles, read_item, read_tile, write_tile
-from berthwatch.pipeline.errors import UserError
+from berthwatch.pipeline.core.aoi import load_aoi
+from berthwatch.pipeline.core.contracts import S1, S2, find_tiles, read_item, read_tile, write_tile
+from berthwatch.pipeline.core.errors import UserError
 from berthwatch.pipeline.fetch import FetchSettings, run_fetch
-from berthwatch.pipeline.options import RunOptions
+from berthwatch.pipeline.core.options import RunOptions
 
 from fake_servers import aoi_file, tiff_bytes
 
@@ -122,9 +122,9 @@ def test_local_missing_catalog_is_one_line(tmp_path, local):
 
 
 def test_items_written_like_the_sample_generator(tmp_path):
-    """Items made by contracts.write_item in per-item folders, saved as pipeline.sample saves them."""
-    from berthwatch.pipeline.atomic import write_json_atomic
-    from berthwatch.pipeline.contracts import write_item
+    """Items made by contracts.write_item in per-item folders, saved as pipeline.simulation.sample saves them."""
+    from berthwatch.pipeline.core.atomic import write_json_atomic
+    from berthwatch.pipeline.core.contracts import write_item
 
     aoi = load_aoi(aoi_file(tmp_path, "testport", *BBOX))
     g = aoi.grid()

@@ -8,13 +8,13 @@ import logging
 import numpy as np
 import pytest
 
-from berthwatch.pipeline.aoi import load_aoi
-from berthwatch.pipeline.contracts import S1, S2, find_tiles, read_item, read_tile, tile_checksum_ok
-from berthwatch.pipeline.errors import UserError
+from berthwatch.pipeline.core.aoi import load_aoi
+from berthwatch.pipeline.core.contracts import S1, S2, find_tiles, read_item, read_tile, tile_checksum_ok
+from berthwatch.pipeline.core.errors import UserError
 from berthwatch.pipeline.fetch import FetchSettings, run_fetch
-from berthwatch.pipeline.options import RunOptions
-from berthwatch.pipeline.sources import sentinelhub as sh_mod
-from berthwatch.pipeline.sources.sentinelhub import estimate_processing_units, make_config
+from berthwatch.pipeline.core.options import RunOptions
+from berthwatch.pipeline.fetch.sources import sentinelhub as sh_mod
+from berthwatch.pipeline.fetch.sources.sentinelhub import estimate_processing_units, make_config
 
 from fake_servers import (
     ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, FakeServer, SentinelHubFake, aoi_file, all_text_under, pattern,
@@ -202,7 +202,7 @@ def test_processing_unit_rules():
     from affine import Affine
     from pyproj import CRS
 
-    from berthwatch.pipeline.aoi import Grid
+    from berthwatch.pipeline.core.aoi import Grid
 
     g = Grid(CRS.from_epsg(32652), Affine(10, 0, 0, 0, -10, 0), 512, 512)
     assert estimate_processing_units(S2, g) == pytest.approx(1 * 6 / 3 * 2)  # 6 bands, FLOAT32

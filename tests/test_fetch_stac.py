@@ -7,11 +7,11 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from berthwatch.pipeline.aoi import load_aoi
-from berthwatch.pipeline.contracts import S1, S2, find_tiles, read_item, read_tile, tile_checksum_ok
+from berthwatch.pipeline.core.aoi import load_aoi
+from berthwatch.pipeline.core.contracts import S1, S2, find_tiles, read_item, read_tile, tile_checksum_ok
 from berthwatch.pipeline.fetch import FetchSettings, run_fetch
-from berthwatch.pipeline.options import RunOptions
-from berthwatch.pipeline.sources.stac import band_assets
+from berthwatch.pipeline.core.options import RunOptions
+from berthwatch.pipeline.fetch.sources.stac import band_assets
 
 from fake_servers import FakeServer, StacApiFake, aoi_file, stac_item, tiff_bytes
 

@@ -7,10 +7,10 @@ import pyogrio
 import pytest
 from shapely.geometry import LinearRing, box, shape
 
-from berthwatch.pipeline.aoi import available_aois
-from berthwatch.pipeline.contracts import SUMMARY_FIELDS
-from berthwatch.pipeline.errors import UserError
-from berthwatch.pipeline.geojson_io import feature, read_detections, to_lonlat, write_feature_collection
+from berthwatch.pipeline.core.aoi import available_aois
+from berthwatch.pipeline.core.contracts import SUMMARY_FIELDS
+from berthwatch.pipeline.core.errors import UserError
+from berthwatch.pipeline.core.geojson_io import feature, read_detections, to_lonlat, write_feature_collection
 
 
 def _summary():

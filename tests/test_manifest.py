@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from berthwatch.pipeline.atomic import atomic_path, write_text_atomic
-from berthwatch.pipeline.errors import UserError
-from berthwatch.pipeline.manifest import DirLock, Manifest, Task, run_tasks
+from berthwatch.pipeline.core.atomic import atomic_path, write_text_atomic
+from berthwatch.pipeline.core.errors import UserError
+from berthwatch.pipeline.core.manifest import DirLock, Manifest, Task, run_tasks
 
 
 def upper_stage(root, inputs, params, calls):

@@ -7,9 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from berthwatch.pipeline import detect
+from berthwatch.pipeline.core.manifest import params_hash
+from berthwatch.pipeline.detect.params import detector_params
 from berthwatch.pipeline.cli import app
-from berthwatch.pipeline.errors import UsageError
+from berthwatch.pipeline.core.errors import UsageError
 from berthwatch.pipeline.params import load_params_file
 
 from scenario_detections import in_window_scenario, write_scenario
@@ -40,11 +41,11 @@ def test_report_uses_the_file_and_records_it(tmp_path):
 
 def test_detector_overrides_merge_into_the_defaults(tmp_path):
     path = _write(tmp_path, "detect:\n  optical: {min_probability: 0.3}\n  stacks: {teu_params: {packing: 0.7}}\n")
-    params = detect.detector_params(load_params_file(path)["detector_params"])
+    params = detector_params(load_params_file(path)["detector_params"])
     assert params["optical"]["min_probability"] == 0.3
-    defaults = detect.detector_params()
+    defaults = detector_params()
     assert params["stacks"]["teu_params"] == {**defaults["stacks"]["teu_params"], "packing": 0.7}
-    assert detect.params_hash(params) != detect.params_hash(defaults)
+    assert params_hash(params) != params_hash(defaults)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -72,7 +73,7 @@ def test_bad_files_are_refused_with_one_line_naming_the_file(tmp_path, text, mes
 ])
 def test_detector_overrides_of_the_wrong_kind_are_refused(overrides, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        detect.detector_params(overrides)
+        detector_params(overrides)
 
 
 def test_cli_detect_refuses_a_bad_file_before_writing(tmp_path):

@@ -8,11 +8,11 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from berthwatch.pipeline.aoi import resolve_aois
-from berthwatch.pipeline.claims import resolve_claim
+from berthwatch.pipeline.core.aoi import resolve_aois
+from berthwatch.pipeline.core.claims import resolve_claim
 from berthwatch.pipeline.cli import app
-from berthwatch.pipeline.errors import UserError
-from berthwatch.pipeline.options import RunOptions
+from berthwatch.pipeline.core.errors import UserError
+from berthwatch.pipeline.core.options import RunOptions
 from berthwatch.pipeline.report import run_report
 
 from scenario_detections import cloudy_window_scenario, in_window_scenario, write_scenario
@@ -97,7 +97,7 @@ def test_rerun_is_incremental(tmp_path, claim):
 
 
 def test_edited_report_code_rerenders(tmp_path, claim, monkeypatch):
-    from berthwatch.pipeline import report
+    from berthwatch.pipeline.report import stage as report
 
     write_scenario(in_window_scenario(), tmp_path)
     opts = RunOptions(aois=resolve_aois(["rajin", "dunai"]), out_dir=tmp_path)
@@ -143,9 +143,9 @@ def test_single_scene_dates_are_flagged(tmp_path, claim):
 def test_map_date_prefers_a_sentinel2_date_when_the_vessel_counts_tie():
     import datetime as dt
 
-    from berthwatch.pipeline import analysis as an
-    from berthwatch.pipeline.contracts import S1, S2
-    from berthwatch.pipeline.report import choose_map_date
+    from berthwatch.pipeline.report import analysis as an
+    from berthwatch.pipeline.core.contracts import S1, S2
+    from berthwatch.pipeline.report.stage import choose_map_date
 
     p = an.AnalysisParams()
     window = (dt.date(2023, 9, 7), dt.date(2023, 10, 1))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from berthwatch.pipeline.aoi import resolve_aois
-from berthwatch.pipeline.claims import resolve_claim
-from berthwatch.pipeline.options import RunOptions
+from berthwatch.pipeline.core.aoi import resolve_aois
+from berthwatch.pipeline.core.claims import resolve_claim
+from berthwatch.pipeline.core.options import RunOptions
 from berthwatch.pipeline.report import run_report
 
 from scenario_detections import in_window_scenario, write_scenario

@@ -1,4 +1,4 @@
-"""pipeline/review.py: what the review notebooks show must be what the stages wrote.
+"""pipeline/review/: what the review notebooks show must be what the stages wrote.
 
 A small output folder is built by hand on the rajin AOI grid: a harbour
 (tests/tile_factory.py) seen by Sentinel-2 (two granules that each cover half
@@ -23,13 +23,13 @@ from conftest import DATASETS  # noqa: E402
 from shapely.geometry import box  # noqa: E402
 from tile_factory import harbour, s1_bands, s2_bands, write_scene  # noqa: E402
 
-from berthwatch.pipeline import review  # noqa: E402
-from berthwatch.pipeline.aoi import available_aois  # noqa: E402
-from berthwatch.pipeline.contracts import (  # noqa: E402
+from berthwatch.pipeline.review import activity, common, detections, validation  # noqa: E402
+from berthwatch.pipeline.core.aoi import available_aois  # noqa: E402
+from berthwatch.pipeline.core.contracts import (  # noqa: E402
     S1, S2, TIMESERIES_COLUMNS, detection_path, report_dir, timeseries_path,
 )
-from berthwatch.pipeline.errors import UserError  # noqa: E402
-from berthwatch.pipeline.geojson_io import feature, to_lonlat, write_csv, write_feature_collection  # noqa: E402
+from berthwatch.pipeline.core.errors import UserError  # noqa: E402
+from berthwatch.pipeline.core.geojson_io import feature, to_lonlat, write_csv, write_feature_collection  # noqa: E402
 
 CLEAR = dt.date(2023, 9, 4)
 CLOUDY = dt.date(2023, 9, 9)
@@ -117,32 +117,32 @@ def outputs(tmp_path_factory):
 # ---------------------------------------------------------------- listing
 def test_lists_aois_and_dates_from_the_detection_files(outputs):
     out, *_ = outputs
-    assert review.list_aois(out) == ["rajin"]
-    assert review.list_dates(out, "rajin") == [CLEAR, CLOUDY]
-    assert review.list_dates(out, "dunai") == []
+    assert common.list_aois(out) == ["rajin"]
+    assert common.list_dates(out, "rajin") == [CLEAR, CLOUDY]
+    assert common.list_dates(out, "dunai") == []
 
 
 def test_suggested_date_prefers_a_clear_date_over_a_cloudy_one_with_more_detections(outputs):
     out, *_ = outputs
-    assert review.suggested_date(out, "rajin") == CLEAR
+    assert detections.suggested_date(out, "rajin") == CLEAR
 
 
 def test_suggested_date_without_detections_names_the_missing_folder(tmp_path):
     with pytest.raises(UserError, match="no detections"):
-        review.suggested_date(tmp_path, "rajin")
+        detections.suggested_date(tmp_path, "rajin")
 
 
 def test_default_out_dir_reads_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("BERTHWATCH_OUT_DIR", raising=False)
-    assert str(review.default_out_dir()) == "../demo-out"
+    assert str(common.default_out_dir()) == "../demo-out"
     monkeypatch.setenv("BERTHWATCH_OUT_DIR", str(tmp_path))
-    assert review.default_out_dir() == tmp_path
+    assert common.default_out_dir() == tmp_path
 
 
 # ---------------------------------------------------------------- detections
 def test_detections_gdf_numbers_features_and_reprojects(outputs):
     out, _, grid, hb, ships = outputs
-    gdf = review.load_detections_gdf(out, "rajin", CLEAR.isoformat(), crs=grid.crs)
+    gdf = common.load_detections_gdf(out, "rajin", CLEAR.isoformat(), crs=grid.crs)
     assert gdf.crs == grid.crs
     assert gdf.attrs["summary"]["vessels"] == 2
     vessels = gdf[gdf["kind"] == "vessel"]
@@ -159,12 +159,12 @@ def test_detections_gdf_numbers_features_and_reprojects(outputs):
 def test_missing_detections_file_is_a_user_error(outputs):
     out, *_ = outputs
     with pytest.raises(UserError, match="no such detections file"):
-        review.load_detections_gdf(out, "rajin", "2023-01-01")
+        common.load_detections_gdf(out, "rajin", "2023-01-01")
 
 
 def test_vessel_table_has_one_row_per_vessel_with_attributes(outputs):
     out, *_ = outputs
-    table = review.vessel_table(review.load_detections_gdf(out, "rajin", CLEAR))
+    table = detections.vessel_table(common.load_detections_gdf(out, "rajin", CLEAR))
     assert list(table.index) == [1, 2]
     assert table.loc[1, "sensors"] == "S2, S1" and table.loc[2, "sensors"] == "S2"
     assert table["at_berth"].tolist() == [True, False]
@@ -175,15 +175,15 @@ def test_vessel_table_has_one_row_per_vessel_with_attributes(outputs):
 
 def test_vessel_and_stack_tables_of_a_date_without_features_are_empty(outputs):
     out, *_ = outputs
-    gdf = review.load_detections_gdf(out, "rajin", CLOUDY)
-    assert len(review.vessel_table(gdf)) == 0 and len(review.stack_table(gdf)) == 0
+    gdf = common.load_detections_gdf(out, "rajin", CLOUDY)
+    assert len(detections.vessel_table(gdf)) == 0 and len(detections.stack_table(gdf)) == 0
     assert gdf.attrs["summary"]["vessels"] == 30
 
 
 # ---------------------------------------------------------------- imagery
 def test_scene_chips_mosaic_granules_and_georeference(outputs):
     _, data, grid, hb, _ = outputs
-    chips = review.scene_chips(data, "rajin", CLEAR)
+    chips = common.scene_chips(data, "rajin", CLEAR)
     assert set(chips) == {S2, S1}
     s2, s1 = chips[S2], chips[S1]
     assert s2.image.shape == (grid.height, grid.width, 3)
@@ -203,31 +203,31 @@ def test_scene_chips_mosaic_granules_and_georeference(outputs):
 
 def test_scene_chips_leave_out_sensors_without_a_tile(outputs):
     _, data, *_ = outputs
-    assert set(review.scene_chips(data, "rajin", CLOUDY)) == {S2}
-    assert review.scene_chips(data, "rajin", "2023-01-01") == {}
+    assert set(common.scene_chips(data, "rajin", CLOUDY)) == {S2}
+    assert common.scene_chips(data, "rajin", "2023-01-01") == {}
 
 
 def test_tile_dates_per_sensor(outputs):
     _, data, *_ = outputs
-    assert review.tile_dates(data, "rajin", S2) == [CLEAR, CLOUDY]
-    assert review.tile_dates(data, "rajin", S1) == [CLEAR]
+    assert detections.tile_dates(data, "rajin", S2) == [CLEAR, CLOUDY]
+    assert detections.tile_dates(data, "rajin", S1) == [CLEAR]
 
 
 def test_plot_detections_draws_outlines_where_the_vessels_are(outputs):
     out, data, grid, *_ = outputs
-    chip = review.scene_chips(data, "rajin", CLEAR)[S1]
-    gdf = review.load_detections_gdf(out, "rajin", CLEAR, crs=chip.crs)
+    chip = common.scene_chips(data, "rajin", CLEAR)[S1]
+    gdf = common.load_detections_gdf(out, "rajin", CLEAR, crs=chip.crs)
     fig, ax = plt.subplots()
-    review.plot_chip(ax, chip)
-    review.plot_detections(ax, gdf, sensor=S1)
+    common.plot_chip(ax, chip)
+    detections.plot_detections(ax, gdf, sensor=S1)
     styles = {}
     for line in ax.lines:
         xs, ys = line.get_data()
         styles.setdefault((line.get_color(), line.get_linestyle()), []).append((np.mean(xs), np.mean(ys)))
     # berthed vessel seen by S1: solid red; anchored one seen by S2 only: dotted cyan on the S1 image
-    assert (review.VESSEL_COLOR[True], "-") in styles
-    assert (review.VESSEL_COLOR[False], ":") in styles
-    assert (review.STACK_COLOR, "-") in styles
+    assert (common.VESSEL_COLOR[True], "-") in styles
+    assert (common.VESSEL_COLOR[False], ":") in styles
+    assert (common.STACK_COLOR, "-") in styles
     left, right, bottom, top = chip.extent
     for x, y in [p for pts in styles.values() for p in pts if not np.isnan(p[0])]:
         assert left <= x <= right and bottom <= y <= top
@@ -238,13 +238,13 @@ def test_plot_detections_draws_outlines_where_the_vessels_are(outputs):
 
 def test_plot_review_marks_simulated_data(outputs):
     out, data, *_ = outputs
-    fig = review.plot_review(out, data, "rajin", CLEAR)
+    fig = detections.plot_review(out, data, "rajin", CLEAR)
     texts = [t.get_text() for t in fig.texts]
-    assert review.SIMULATED_LABEL in texts
+    assert common.SIMULATED_LABEL in texts
     assert "2 vessels, 1 at berth, 2 large" in fig._suptitle.get_text()
     assert len([ax for ax in fig.axes if ax.images]) == 2
     plt.close(fig)
-    grid_fig = review.plot_date_grid(out, data, "rajin", [CLEAR, CLOUDY, "2023-01-01"], sensor=S2, ncols=2)
+    grid_fig = detections.plot_date_grid(out, data, "rajin", [CLEAR, CLOUDY, "2023-01-01"], sensor=S2, ncols=2)
     titles = [ax.get_title(loc="left") for ax in grid_fig.axes]
     assert any("no sentinel-2-l2a tile" in t for t in titles)
     plt.close(grid_fig)
@@ -252,42 +252,42 @@ def test_plot_review_marks_simulated_data(outputs):
 
 def test_real_data_is_not_stamped_simulated():
     fig = plt.figure()
-    review.finish_figure(fig, "title", simulated=False)
-    assert review.SIMULATED_LABEL not in [t.get_text() for t in fig.texts]
+    common.finish_figure(fig, "title", simulated=False)
+    assert common.SIMULATED_LABEL not in [t.get_text() for t in fig.texts]
     plt.close(fig)
 
 
 # ---------------------------------------------------------------- report outputs
 def test_summary_and_timeseries_loaders(outputs, tmp_path):
     out, *_ = outputs
-    summary = review.load_summary(out)
-    assert review.claim_window(summary) == (dt.date(2023, 9, 7), dt.date(2023, 10, 1))
-    ts = review.load_timeseries(out)
+    summary = activity.load_summary(out)
+    assert activity.claim_window(summary) == (dt.date(2023, 9, 7), dt.date(2023, 10, 1))
+    ts = common.load_timeseries(out)
     assert ts["date"].dt.date.tolist() == [CLEAR, CLOUDY] and ts["simulated"].all()
     with pytest.raises(UserError, match="summary.json"):
-        review.load_summary(tmp_path)
+        activity.load_summary(tmp_path)
     with pytest.raises(UserError, match="timeseries.csv"):
-        review.load_timeseries(tmp_path)
+        common.load_timeseries(tmp_path)
 
 
 def test_tables_of_the_summary(outputs):
     out, *_ = outputs
-    summary = review.load_summary(out)
-    cov = review.coverage_table(summary)
+    summary = activity.load_summary(out)
+    cov = activity.coverage_table(summary)
     assert cov.loc[("rajin", S2), "in_window"] == 1 and cov.loc[("rajin", S2), "usable_baseline"] == 1
-    assert review.voyage_table(summary).empty
-    calls = review.port_call_table(summary)
+    assert activity.voyage_table(summary).empty
+    calls = activity.port_call_table(summary)
     assert calls.loc["rajin-1", "first_seen"] == CLEAR.isoformat() and calls.loc["rajin-1", "sightings"] == 1
 
 
 def test_activity_and_voyage_figures(outputs):
     out, *_ = outputs
-    summary = review.load_summary(out)
-    fig = review.plot_activity(review.load_timeseries(out), summary)
-    assert review.SIMULATED_LABEL in [t.get_text() for t in fig.texts]
+    summary = activity.load_summary(out)
+    fig = activity.plot_activity(common.load_timeseries(out), summary)
+    assert common.SIMULATED_LABEL in [t.get_text() for t in fig.texts]
     assert len(fig.axes) == 2
     plt.close(fig)
-    fig = review.plot_voyages(summary)
+    fig = activity.plot_voyages(summary)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["rajin"]
     plt.close(fig)
 
@@ -302,17 +302,17 @@ METRICS = {
 
 
 def test_worst_scenes_rank_by_recall_then_f1():
-    assert review.worst_scenes(METRICS, n=2) == ["c", "b"]
+    assert validation.worst_scenes(METRICS, n=2) == ["c", "b"]
 
 
 def test_existing_metrics_are_loaded_and_filtered(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
-    got = review.validation_metrics("sen2ships", tmp_path / "absent-dataset", tmp_path, scenes=["b"])
+    got = validation.validation_metrics("sen2ships", tmp_path / "absent-dataset", tmp_path, scenes=["b"])
     assert list(got["scenes"]) == ["b"] and got["overall"] == METRICS["overall"]
-    table = review.metrics_table(got)
+    table = validation.metrics_table(got)
     assert list(table.index) == ["b", "overall"]
     with pytest.raises(UserError, match="unknown"):
-        review.validation_metrics("nope", tmp_path, tmp_path)
+        validation.validation_metrics("nope", tmp_path, tmp_path)
 
 
 @pytest.fixture
@@ -324,7 +324,7 @@ def sen2ships_dir():
 
 
 def test_validation_subset_runs_the_validator_on_those_scenes_only(sen2ships_dir, tmp_path):
-    metrics = review.validation_metrics("sen2ships", sen2ships_dir, tmp_path / "v", scenes=["honolulu"])
+    metrics = validation.validation_metrics("sen2ships", sen2ships_dir, tmp_path / "v", scenes=["honolulu"])
     assert list(metrics["scenes"]) == ["honolulu"]
     written = json.loads((tmp_path / "v" / "metrics.json").read_text())
     assert written["scenes"]["honolulu"]["tp"] + written["scenes"]["honolulu"]["fn"] == 12  # labels of the port
@@ -333,9 +333,9 @@ def test_validation_subset_runs_the_validator_on_those_scenes_only(sen2ships_dir
 
 
 def test_validation_chips_show_the_errors_the_metrics_count(sen2ships_dir, tmp_path):
-    metrics = review.validation_metrics("sen2ships", sen2ships_dir, tmp_path, scenes=["honolulu"])
+    metrics = validation.validation_metrics("sen2ships", sen2ships_dir, tmp_path, scenes=["honolulu"])
     m = metrics["scenes"]["honolulu"]
-    chips = review.validation_chips("sen2ships", sen2ships_dir, "honolulu", n=50)
+    chips = validation.validation_chips("sen2ships", sen2ships_dir, "honolulu", n=50)
     assert sum(c.kind == "miss" for c in chips) == m["fn"]
     assert sum(c.kind == "false_alarm" for c in chips) == m["fp"]
     for c in chips:
@@ -345,28 +345,28 @@ def test_validation_chips_show_the_errors_the_metrics_count(sen2ships_dir, tmp_p
             assert 0 <= x + bw / 2 <= w and 0 <= y + bh / 2 <= h, "the missed label is inside its chip"
         else:
             assert c.outline is not None and (c.outline >= -1).all()
-    few = review.validation_chips("sen2ships", sen2ships_dir, "honolulu", n=1)
+    few = validation.validation_chips("sen2ships", sen2ships_dir, "honolulu", n=1)
     assert sum(c.kind == "miss" for c in few) == min(1, m["fn"])
     sizes = [float(c.caption.split("box ")[1].split(" m")[0]) for c in chips if c.kind == "miss"]
     assert sizes == sorted(sizes, reverse=True), "largest misses first"
-    fig = review.plot_validation_chips(chips[:4])
+    fig = validation.plot_validation_chips(chips[:4])
     assert fig is not None
     plt.close(fig)
-    assert review.plot_validation_chips([]) is None
+    assert validation.plot_validation_chips([]) is None
 
 
 def test_show_displays_a_png_and_closes_the_figure(capsys):
     pytest.importorskip("IPython", reason="IPython comes with ipykernel (dev dependency)")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    review.show(fig)
+    common.show(fig)
     assert not plt.fignum_exists(fig.number)
     assert "Image" in capsys.readouterr().out  # outside a kernel IPython prints the object's repr
-    review.show(None)
+    common.show(None)
 
 
 def test_stack_reference_without_history_says_why(outputs):
     out, data, *_ = outputs
-    fig = review.plot_stack_reference(out, data, "rajin", CLEAR)  # hand-made outputs: no reference files
+    fig = detections.plot_stack_reference(out, data, "rajin", CLEAR)  # hand-made outputs: no reference files
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert len(fig.axes) == 1 and any("no Sentinel-2 reference" in t for t in texts)

@@ -10,12 +10,12 @@ import numpy as np
 import pystac
 import pytest
 
-from berthwatch.pipeline.aoi import available_aois
-from berthwatch.pipeline.contracts import S1, S2, SCENE_ID, read_tile, tile_checksum_ok, validate_tile
-from berthwatch.pipeline.errors import UserError
-from berthwatch.pipeline.port_layout import M2_PER_TEU
-from berthwatch.pipeline.sample import generate_sample
-from berthwatch.pipeline.scenario import load_scenario, resolve_scenario
+from berthwatch.pipeline.core.aoi import available_aois
+from berthwatch.pipeline.core.contracts import S1, S2, SCENE_ID, read_tile, tile_checksum_ok, validate_tile
+from berthwatch.pipeline.core.errors import UserError
+from berthwatch.pipeline.simulation.layout import M2_PER_TEU
+from berthwatch.pipeline.simulation.sample import generate_sample
+from berthwatch.pipeline.simulation.scenario import load_scenario, resolve_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 D = dt.date.fromisoformat

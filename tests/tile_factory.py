@@ -3,7 +3,7 @@
 A small harbour drawn on any AOI grid: land along the top with a container
 yard, a quay face, a pier, and a basin of open water below. Ships, clouds and
 no-data patches are placed by the caller, so a test states exactly what is in
-the scene. Tiles and STAC items are written with :mod:`pipeline.contracts`
+the scene. Tiles and STAC items are written with :mod:`pipeline.core.contracts`
 (COG on the AOI grid, named float32 bands, ``berthwatch:simulated`` true), so
 anything the fetch stage could have written can be faked here.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from berthwatch.pipeline.aoi import Grid
-from berthwatch.pipeline.contracts import S1, S2, tile_path, write_item, write_tile
+from berthwatch.pipeline.core.aoi import Grid
+from berthwatch.pipeline.core.contracts import S1, S2, tile_path, write_item, write_tile
 
 #: Scene classification codes used below (Sentinel-2 L2A SCL).
 SCL_VEGETATION, SCL_NOT_VEGETATED, SCL_WATER, SCL_CLOUD_HIGH = 4, 5, 6, 9

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json_atomic
+from ..core.atomic import atomic_path, write_json_atomic
 
 __all__ = ["load_scene", "validate_opensarship", "format_metrics_table"]
 

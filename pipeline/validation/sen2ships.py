@@ -56,7 +56,7 @@ from scipy.optimize import linear_sum_assignment
 from berthwatch.detectors import optical
 from berthwatch.detectors.optical import detect_vessels_optical
 
-from ..atomic import atomic_path, write_json_atomic
+from ..core.atomic import atomic_path, write_json_atomic
 
 BANDS = ("B02", "B03", "B04", "B08", "B11")
 DN_PER_REFLECTANCE = 65535.0

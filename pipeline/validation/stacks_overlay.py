@@ -20,7 +20,7 @@ from rasterio import features
 from shapely.geometry import shape
 
 from ...detectors.stacks import detect_container_stacks
-from ..atomic import atomic_path
+from ..core.atomic import atomic_path
 
 #: The sen2ships export stores reflectance x 65535 (checked: water B08 ~ 0.002-0.05,
 #: vegetation B08 ~ 0.3-0.5, bright roofs ~ 0.4 with this factor; x 10000 would give

@@ -44,14 +44,14 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..detectors import radiometry as det_radiometry
-from ..detectors import stacks as det_stacks
-from ..detectors import water as det_water
-from .aoi import Grid
-from .atomic import atomic_path, write_text_atomic
-from .contracts import S2, SENSOR_BANDS
-from .manifest import params_hash
-from .pools import process_pool
+from ...detectors import radiometry as det_radiometry
+from ...detectors import stacks as det_stacks
+from ...detectors import water as det_water
+from ..core.aoi import Grid
+from ..core.atomic import atomic_path, write_text_atomic
+from ..core.contracts import S2, SENSOR_BANDS
+from ..core.manifest import params_hash
+from ..core.pools import process_pool
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from matplotlib.patches import Polygon as MplPolygon  # noqa: E402
 from shapely.geometry import shape  # noqa: E402
 
 from . import analysis as an  # noqa: E402
-from .contracts import S1, S2  # noqa: E402
+from ..core.contracts import S1, S2  # noqa: E402
 
 WINDOW_COLOR = "#fde68a"
 USABLE, CLOUDY = "#1d4ed8", "#9ca3af"

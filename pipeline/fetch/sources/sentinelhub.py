@@ -35,9 +35,9 @@ import numpy as np
 import rasterio
 from rasterio.io import MemoryFile
 
-from ..aoi import AOI, MAX_REQUEST_PX, Grid
-from ..contracts import S1, S2, SENSOR_BANDS
-from ..errors import UserError
+from ...core.aoi import AOI, MAX_REQUEST_PX, Grid
+from ...core.contracts import S1, S2, SENSOR_BANDS
+from ...core.errors import UserError
 from . import evalscripts
 from .common import RetryPolicy, Scene, TilePlan, TransientError, with_retries
 

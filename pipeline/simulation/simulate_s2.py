@@ -38,11 +38,12 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .port_layout import (
+from .layout import (
     ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, OVERSAMPLE, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL,
-    STATIC_OVERSAMPLE, WATER,
-    DayState, Layout, _smooth_noise, block_mean, rng_for, stack_renders, vessel_renders,
+    STATIC_OVERSAMPLE, WATER, Layout, smooth_noise,
 )
+from .render import block_mean, stack_renders, vessel_renders
+from .world import DayState, rng_for
 
 PSF_SIGMA_PX = 0.45
 NOISE_SIGMA = 0.002
@@ -108,7 +109,7 @@ def static_optical(layout: Layout, seed: int) -> StaticOptical:
     classes = layout.render_classes(STATIC_OVERSAMPLE, seed)
     rng = rng_for(seed, "static-s2", layout.aoi)
     h, w = classes.shape
-    tex = 1.0 + CLASS_TEXTURE[classes] * (0.7 * _smooth_noise(rng, (h, w), 6.0)
+    tex = 1.0 + CLASS_TEXTURE[classes] * (0.7 * smooth_noise(rng, (h, w), 6.0)
                                           + 0.5 * rng.standard_normal((h, w), dtype=np.float32))
     landmask = classes != WATER
     land = np.empty((5, h // STATIC_OVERSAMPLE, w // STATIC_OVERSAMPLE), dtype=np.float32)
@@ -175,13 +176,13 @@ def _clouds(rng: np.random.Generator, shape, cloudy: bool):
     if not cloudy:
         return zeros, zeros, zeros
     cover = float(rng.uniform(0.12, 0.95))
-    field_ = 0.75 * _smooth_noise(rng, shape, 45.0) + 0.35 * _smooth_noise(rng, shape, 10.0) \
-        + 0.12 * _smooth_noise(rng, shape, 2.0)
+    field_ = 0.75 * smooth_noise(rng, shape, 45.0) + 0.35 * smooth_noise(rng, shape, 10.0) \
+        + 0.12 * smooth_noise(rng, shape, 2.0)
     q = float(np.quantile(field_, 1.0 - cover))
     opacity = np.clip((field_ - q) / 0.45, 0.0, 1.0) ** 0.7
     cirrus = zeros
     if rng.random() < 0.35:
-        cirrus = np.clip(0.25 * (_smooth_noise(rng, shape, 60.0) + 0.3), 0.0, 0.3).astype(np.float32)
+        cirrus = np.clip(0.25 * (smooth_noise(rng, shape, 60.0) + 0.3), 0.0, 0.3).astype(np.float32)
     # Shadow: cloud base 800-2500 m, cast away from the sun.
     elev = math.radians(rng.uniform(35.0, 55.0))
     dist_px = rng.uniform(800.0, 2500.0) / math.tan(elev) / 10.0
@@ -239,8 +240,8 @@ def render_s2(layout: Layout, state: DayState, seed: int, cloudy: bool) -> tuple
     glint = float(rng.choice([0.0, 0.0, rng.uniform(0.003, 0.02)]))
     haze = float(rng.uniform(0.0, 1.0))
     sun_elev = float(rng.uniform(35.0, 55.0))
-    plume = turbidity * np.exp(-np.clip(st.shore_t, 0, None) / 700.0) * (1.0 + 0.4 * _smooth_noise(rng, shape, 12.0))
-    glint_field = glint * (0.6 + 0.4 * _smooth_noise(rng, shape, 25.0)) ** 2 \
+    plume = turbidity * np.exp(-np.clip(st.shore_t, 0, None) / 700.0) * (1.0 + 0.4 * smooth_noise(rng, shape, 12.0))
+    glint_field = glint * (0.6 + 0.4 * smooth_noise(rng, shape, 25.0)) ** 2 \
         * np.clip(1.0 + 0.25 * rng.standard_normal(shape, dtype=np.float32), 0.3, None)
     water = (CLASS_SPECTRA[WATER][:, None, None] + TURBIDITY_SPECTRUM[:, None, None] * np.clip(plume, 0, None)
              + GLINT_SPECTRUM[:, None, None] * glint_field[None])

@@ -30,11 +30,12 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .port_layout import (
+from .layout import (
     ASPHALT, CONCRETE, FOREST, GRASS, N_CLASSES, OVERSAMPLE, RAIL, ROOF_BLUE, ROOF_GREY, ROOF_RED, SOIL,
-    STATIC_OVERSAMPLE, WATER,
-    DayState, Layout, _smooth_noise, block_mean, rng_for, stack_renders, vessel_renders,
+    STATIC_OVERSAMPLE, WATER, Layout, smooth_noise,
 )
+from .render import block_mean, stack_renders, vessel_renders
+from .world import DayState, rng_for
 
 ENL = 4.4
 PSF_SIGMA_PX = 0.85
@@ -73,7 +74,7 @@ def static_radar(layout: Layout, seed: int) -> StaticRadar:
     classes = layout.render_classes(STATIC_OVERSAMPLE, seed)
     rng = rng_for(seed, "static-s1", layout.aoi)
     h, w = classes.shape
-    texture = lin(2.0 * _smooth_noise(rng, (h, w), 8.0))
+    texture = lin(2.0 * smooth_noise(rng, (h, w), 8.0))
     bright = rng.random((h, w), dtype=np.float32) < BRIGHT_POINT_SHARE[classes]
     gain = texture * np.where(bright, lin(15.0), 1.0)
     landmask = classes != WATER
@@ -107,7 +108,7 @@ def render_s1(layout: Layout, state: DayState, seed: int) -> tuple[dict[str, np.
     shape = st.water.shape
     wind = float(min(rng.gamma(4.0, 1.4), 10.0))
     vv_sea_db = -25.0 + 1.2 * wind
-    streaks = 1.0 * _smooth_noise(rng, shape, 20.0)
+    streaks = 1.0 * smooth_noise(rng, shape, 20.0)
     sea_vv = lin(vv_sea_db + streaks)
     sea = np.stack([sea_vv, sea_vv * lin(-9.0)])
     scene = (st.land + st.water[None] * sea).astype(np.float32)

@@ -40,10 +40,13 @@ from pathlib import Path
 
 import yaml
 
-from .claims import as_date
-from .contracts import S1, S2, SENSORS
-from .errors import UserError
-from .shipped import resolve_shipped, shipped_dir
+from ..core.aoi import available_aois
+from ..core.claims import as_date
+from ..core.contracts import S1, S2, SENSORS
+from ..core.errors import UserError
+from ..core.shipped import resolve_shipped, shipped_dir
+from .layout import layout_for
+from .world import ScenarioConflict, assign_berths, yard_inventory
 
 DEFAULT_SCENARIO = "orient-express-2023"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -298,8 +301,6 @@ def load_scenario(path: Path | str) -> Scenario:
     if (end - start).days > MAX_DAYS:
         raise c.fail("end", f"the scenario spans {(end - start).days} days; at most {MAX_DAYS}")
 
-    from .aoi import available_aois
-
     known = available_aois()
     aois_raw = data["aois"]
     if not isinstance(aois_raw, list) or not aois_raw:
@@ -313,8 +314,6 @@ def load_scenario(path: Path | str) -> Scenario:
     if layout not in LAYOUTS:
         raise c.fail("layout", f"{layout!r} unknown; available: {', '.join(LAYOUTS)}")
     background = _per_aoi_counts(c, data.get("background_vessels"), aois, "background_vessels")
-
-    from .port_layout import layout_for
 
     layouts = {a: layout_for(known[a]) for a in aois}
 
@@ -394,20 +393,12 @@ def load_scenario(path: Path | str) -> Scenario:
 
 def _check_feasible(c: _Checker, sc: Scenario, layouts) -> None:
     """Yards never below empty or above capacity; berths never double-booked."""
-    from .port_layout import assign_berths, yard_inventory
-
     for aoi in sc.aois:
         try:
             yard_inventory(sc, layouts[aoi], aoi, sc.end)
             assign_berths(sc, layouts[aoi], aoi)
-        except _ScenarioConflict as exc:
+        except ScenarioConflict as exc:
             raise c.fail(exc.where, exc.problem) from None
-
-
-class _ScenarioConflict(Exception):
-    def __init__(self, where: str, problem: str):
-        super().__init__(f"{where}: {problem}")
-        self.where, self.problem = where, problem
 
 
 def builtin_scenario_dir() -> Path:

@@ -22,8 +22,8 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from ..aoi import AOI, Grid
-from ..contracts import S1, S2, SENSOR_BANDS, SCENE_ID
+from ...core.aoi import AOI, Grid
+from ...core.contracts import S1, S2, SENSOR_BANDS, SCENE_ID
 
 log = logging.getLogger("berthwatch.fetch")
 T = TypeVar("T")

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from ..aoi import AOI, Grid
-from ..contracts import S2, SENSOR_BANDS, validate_tile
-from ..errors import UserError
+from ...core.aoi import AOI, Grid
+from ...core.contracts import S2, SENSOR_BANDS, validate_tile
+from ...core.errors import UserError
 from .common import BandAsset, RetryPolicy, Scene, TilePlan, in_range
 from .stac import band_assets, fetch_scenes
 

@@ -2,7 +2,7 @@
 
 Reads only ``<out>/detections/<aoi>/<date>.geojson`` (and lists
 ``<out>/timeseries.csv`` as an input when present) plus the claim, runs the
-analysis of :mod:`pipeline.analysis` and writes ``<out>/report/``:
+analysis of :mod:`pipeline.report.analysis` and writes ``<out>/report/``:
 ``index.html`` (self-contained, opens offline), ``report.md``,
 ``summary.json`` and the figures as PNG. Atomic writes, a lock on the output
 folder and a manifest make reruns incremental.
@@ -24,14 +24,14 @@ from shapely.geometry import mapping, shape
 from berthwatch import __version__
 
 from . import analysis as an
-from .aoi import AOI, available_aois
-from .atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
-from .claims import Claim
-from .contracts import S1, S2, report_dir, timeseries_path
-from .errors import UserError
-from .geojson_io import read_detections
-from .manifest import DirLock, Manifest, Task, run_tasks
-from .options import RunOptions
+from ..core.aoi import AOI, available_aois
+from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..core.claims import Claim
+from ..core.contracts import S1, S2, report_dir, timeseries_path
+from ..core.errors import UserError
+from ..core.geojson_io import read_detections
+from ..core.manifest import DirLock, Manifest, Task, run_tasks
+from ..core.options import RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -321,9 +321,9 @@ def report_code_digest() -> str:
     """Digest of the report stage's code and templates: edits re-render the report."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for f in [here / n for n in ("report.py", "analysis.py", "figures.py")] + sorted((here / "templates").glob("*")):
+    for f in sorted(here.rglob("*.py")) + sorted((here / "templates").glob("*")):
         if f.is_file():
-            h.update(f.name.encode())
+            h.update(str(f.relative_to(here)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

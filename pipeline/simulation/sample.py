@@ -1,7 +1,7 @@
 """The embedded sample: a SIMULATED Sentinel-1/2 time series written as a static STAC catalog.
 
 ``generate_sample(scenario, data_dir)`` renders every acquisition of a scenario
-(:mod:`pipeline.scenario`) on the AOI grids and writes::
+(:mod:`pipeline.simulation.scenario`) on the AOI grids and writes::
 
     <data_dir>/catalog.json                                    pystac Catalog, self-contained
     <data_dir>/items/<aoi>/<sensor>/<YYYY-MM-DD>/<id>.tif      COG per the tile contract
@@ -25,15 +25,16 @@ from pathlib import Path
 
 import pystac
 
-from .aoi import available_aois
-from .atomic import write_json_atomic, write_text_atomic
-from .contracts import S1, S2, write_item, write_tile
-from .errors import UserError
-from .geojson_io import feature, to_lonlat, write_feature_collection
-from .manifest import DirLock
-from .options import progress
-from .pools import process_pool
-from .port_layout import M2_PER_TEU, assign_berths, day_state, layout_for, rng_for
+from ..core.aoi import available_aois
+from ..core.atomic import write_json_atomic, write_text_atomic
+from ..core.contracts import S1, S2, write_item, write_tile
+from ..core.errors import UserError
+from ..core.geojson_io import feature, to_lonlat, write_feature_collection
+from ..core.manifest import DirLock
+from ..core.options import progress
+from ..core.pools import process_pool
+from .layout import M2_PER_TEU, layout_for
+from .world import assign_berths, day_state, rng_for
 from .scenario import Scenario, resolve_scenario
 from .simulate_s1 import render_s1, static_radar
 from .simulate_s2 import render_s2, static_optical

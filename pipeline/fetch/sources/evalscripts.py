@@ -7,7 +7,7 @@ manifest's parameters, so changed scripts refetch.
 
 from __future__ import annotations
 
-from ..contracts import S1, S2, SENSOR_BANDS
+from ...core.contracts import S1, S2, SENSOR_BANDS
 
 EVALSCRIPT_VERSION = 1
 

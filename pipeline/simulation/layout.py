@@ -16,7 +16,6 @@ anchored at the only source-backed berth position (Angara, 42.2271 N,
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
-from .aoi import AOI, Grid
+from ..core.aoi import AOI, Grid
 
 # ------------------------------------------------------------------ surface classes
 WATER, FOREST, GRASS, SOIL, CONCRETE, ASPHALT, ROOF_RED, ROOF_GREY, ROOF_BLUE, RAIL = range(10)
@@ -203,15 +202,15 @@ class Layout:
         coast = np.zeros_like(t)
         # Natural coast outside the port: a wandering shoreline (noise along s,
         # hundreds of metres) tapering to the straight quay inside the port span.
-        noise = _smooth_noise(rng, (h, w), 40.0 / res * 4) * 120.0 + _smooth_noise(rng, (h, w), 8.0 / res * 4) * 15.0
+        noise = smooth_noise(rng, (h, w), 40.0 / res * 4) * 120.0 + smooth_noise(rng, (h, w), 8.0 / res * 4) * 15.0
         s0, s1 = self.port_span
         taper = np.clip(np.maximum(s0 - s, s - s1) / 150.0, 0.0, 1.0)
         coast = noise * taper
         land = t < coast
         cls = np.full((h, w), WATER, dtype=np.uint8)
-        veg = _smooth_noise(rng, (h, w), 30.0 / res * 4)
+        veg = smooth_noise(rng, (h, w), 30.0 / res * 4)
         cls[land] = np.where(veg[land] > -0.2, FOREST, GRASS)
-        soil = _smooth_noise(rng, (h, w), 12.0 / res * 4) > 1.1
+        soil = smooth_noise(rng, (h, w), 12.0 / res * 4) > 1.1
         cls[land & soil] = SOIL
 
         # Town: apartment blocks (mostly flat grey roofs, some pitched red or
@@ -244,7 +243,7 @@ class Layout:
         return cls
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
     """Unit-variance Gaussian-correlated noise (correlation length ``sigma_px``).
 
     Large scales are filtered on a coarse grid and brought back by bilinear
@@ -366,67 +365,6 @@ def layout_for(aoi: AOI) -> Layout:
     return _layout_cached(aoi.id, str(aoi.path), aoi)
 
 
-# ------------------------------------------------------------------ scenario bookkeeping
-def yard_inventory(scenario, layout: Layout, aoi: str, date: dt.date) -> dict[str, float]:
-    """TEU in each yard of ``aoi`` at the end of ``date``; checks every event on the way."""
-    from .scenario import _ScenarioConflict
-
-    teu = {y.name: scenario.yard_initial_teu.get(aoi, {}).get(y.name, y.baseline_teu) for y in layout.yards}
-    indexed = [(i, e) for i, e in enumerate(scenario.yard_events) if e.aoi == aoi]
-    for i, e in sorted(indexed, key=lambda ie: (ie[1].date, ie[0])):
-        yard = layout.yard(e.yard)
-        new = teu[yard.name] + e.teu
-        if new < -1e-6:
-            raise _ScenarioConflict(f"yard_events[{i}].teu",
-                                    f"{e.teu:+g} TEU on {e.date} leaves {aoi} {yard.name} below empty "
-                                    f"({teu[yard.name]:g} TEU held)")
-        if new > yard.capacity_teu:
-            raise _ScenarioConflict(f"yard_events[{i}].teu",
-                                    f"{e.teu:+g} TEU on {e.date} overfills {aoi} {yard.name} "
-                                    f"(capacity {yard.capacity_teu:.0f} TEU)")
-        if e.date <= date:
-            teu[yard.name] = new
-    return teu
-
-
-def assign_berths(scenario, layout: Layout, aoi: str) -> dict[str, list[tuple[dt.date, dt.date, Berth]]]:
-    """Berth of every port call at ``aoi`` for each part of its stay (first free face that fits)."""
-    from .scenario import _ScenarioConflict
-
-    berths = layout.berths()
-    booked: dict[str, list[tuple[dt.date, dt.date]]] = {b.id: [] for b in berths}
-    out: dict[str, list[tuple[dt.date, dt.date, Berth]]] = {}
-    calls = [(i, pc) for i, pc in enumerate(scenario.port_calls) if pc.aoi == aoi]
-    for i, pc in sorted(calls, key=lambda ic: (ic[1].arrive, ic[0])):
-        parts, d0, want = [], pc.arrive, pc.berth
-        for m in pc.moves:
-            parts.append((d0, m.date - dt.timedelta(days=1), want))
-            d0, want = m.date, m.berth
-        parts.append((d0, pc.depart, want))
-        out[pc.id] = []
-        for p0, p1, group in parts:
-            options = [b for b in berths if group is None or b.group == group or b.id == group]
-            fits = [b for b in options if b.max_length_m >= pc.length_m]
-            if not fits:
-                raise _ScenarioConflict(f"port_calls[{i}].length_m",
-                                        f"{pc.length_m:g} m does not fit berth {group or 'any'} at {aoi} "
-                                        f"(longest {max(b.max_length_m for b in options):.0f} m)")
-            free = [b for b in fits if all(p1 < q0 or q1 < p0 for q0, q1 in booked[b.id])]
-            if not free:
-                raise _ScenarioConflict(f"port_calls[{i}]",
-                                        f"no free berth {group or ''} at {aoi} for {pc.vessel} {p0}..{p1}".replace("  ", " "))
-            booked[free[0].id].append((p0, p1))
-            out[pc.id].append((p0, p1, free[0]))
-    return out
-
-
-def berth_on(assignment: list[tuple[dt.date, dt.date, Berth]], date: dt.date) -> Berth | None:
-    for d0, d1, b in assignment:
-        if d0 <= date <= d1:
-            return b
-    return None
-
-
 def ship_outline(layout: Layout, berth: Berth, length: float, beam: float, bow_seaward: bool,
                  gap_m: float = 3.0) -> tuple[Polygon, dict]:
     """Hull polygon (UTM) of a ship alongside ``berth`` and its axis description."""
@@ -453,204 +391,3 @@ def hull_polygon(layout: Layout, s_c: float, t_c: float, length: float, beam: fl
     xs, ys = layout.to_xy([p[0] for p in pts], [p[1] for p in pts])
     frame = {"s": s_c, "t": t_c, "u": u, "v": v, "length": length, "beam": beam}
     return Polygon(list(zip(xs, ys))), frame
-
-
-# ------------------------------------------------------------------ the state of a port on one day
-@dataclass
-class SimVessel:
-    name: str
-    call_id: str | None
-    length_m: float
-    beam_m: float
-    frame: dict            # s, t, u, v, length, beam (coast frame)
-    outline: Polygon       # UTM
-    at_berth: bool
-    berth: str | None
-    deck_style: int        # index into the simulator's deck palettes
-    deck_teu: float = 0.0  # containers visible on deck (departure day)
-    kind: str = "port_call"
-
-
-@dataclass
-class SimStack:
-    yard: str
-    teu: float
-    rects: list[tuple[float, float, float, float]]
-    outline: object        # UTM polygon or None when empty
-
-
-@dataclass
-class DayState:
-    aoi: str
-    date: dt.date
-    vessels: list[SimVessel]
-    stacks: list[SimStack]
-
-
-def _stable(*parts) -> int:
-    return zlib.crc32("|".join(str(p) for p in parts).encode())
-
-
-def rng_for(seed: int, *parts) -> np.random.Generator:
-    """A generator that depends only on the scenario seed and the given labels."""
-    return np.random.default_rng([int(seed), _stable(*parts)])
-
-
-def day_state(scenario, layout: Layout, aoi: str, date: dt.date, assignments) -> DayState:
-    """Vessels and stacks at ``aoi`` on ``date`` (same for every sensor that day)."""
-    vessels: list[SimVessel] = []
-    for pc in scenario.port_calls:
-        if pc.aoi != aoi or not pc.on(date):
-            continue
-        berth = berth_on(assignments[pc.id], date)
-        if berth is None:
-            continue
-        rng = rng_for(scenario.seed, "vessel", pc.vessel)
-        bow_seaward = bool(rng.random() < 0.5)
-        deck_style = int(rng.integers(0, 4))
-        outline, frame = ship_outline(layout, berth, pc.length_m, pc.beam_m, bow_seaward)
-        deck = pc.deck_teu_out if date == pc.depart else 0.0
-        vessels.append(SimVessel(pc.vessel, pc.id, pc.length_m, pc.beam_m, frame, outline, True, berth.id,
-                                 deck_style, deck))
-    vessels += _background_vessels(scenario, layout, aoi, date, vessels)
-    inventory = yard_inventory(scenario, layout, aoi, date)
-    stacks = []
-    for y in layout.yards:
-        teu = inventory[y.name]
-        stacks.append(SimStack(y.name, teu, y.filled_rects(teu), layout.stack_polygon(y, teu)))
-    return DayState(aoi, date, vessels, stacks)
-
-
-def _background_vessels(scenario, layout: Layout, aoi: str, date: dt.date, taken: list[SimVessel]) -> list[SimVessel]:
-    """Small craft (12-35 m) moored along the quay between piers or at anchor, random each day."""
-    n = scenario.background_vessels.get(aoi, 0)
-    rng = rng_for(scenario.seed, "background", aoi, date.isoformat())
-    out: list[SimVessel] = []
-    busy = [v.outline.buffer(30.0) for v in taken]
-    for k in range(n):
-        length = float(rng.uniform(12.0, 35.0))
-        beam = float(np.clip(length * rng.uniform(0.22, 0.3), 4.0, 10.0))
-        for _ in range(20):
-            moored = bool(rng.random() < 0.6) and layout.moorings
-            if moored:
-                s0, s1 = layout.moorings[int(rng.integers(len(layout.moorings)))]
-                s_c = float(rng.uniform(s0 + length / 2, s1 - length / 2))
-                outline, frame = hull_polygon(layout, s_c, 2.0 + beam / 2, length, beam, axis="s",
-                                              forward=1 if rng.random() < 0.5 else -1)
-            else:
-                a0, a1, b0, b1 = layout.anchorage
-                outline, frame = hull_polygon(layout, float(rng.uniform(a0, a1)), float(rng.uniform(b0, b1)),
-                                              length, beam, heading_st=float(rng.uniform(0, 2 * math.pi)))
-            if not any(outline.intersects(b) for b in busy):
-                break
-        else:
-            continue
-        busy.append(outline.buffer(30.0))
-        out.append(SimVessel(f"small craft {k + 1}", None, length, beam, frame, outline, bool(moored), None,
-                             int(rng.integers(0, 5)), 0.0, kind="background"))
-    return out
-
-
-# ------------------------------------------------------------------ sub-pixel geometry of objects
-def pixel_window(grid: Grid, geom, margin_px: int = 3) -> tuple[int, int, int, int] | None:
-    """(r0, r1, c0, c1) of the 10 m pixels around ``geom`` (UTM), clipped to the grid."""
-    minx, miny, maxx, maxy = geom.bounds
-    t = grid.transform
-    c0 = int(math.floor((minx - t.c) / t.a)) - margin_px
-    c1 = int(math.ceil((maxx - t.c) / t.a)) + margin_px
-    r0 = int(math.floor((t.f - maxy) / -t.e)) - margin_px
-    r1 = int(math.ceil((t.f - miny) / -t.e)) + margin_px
-    r0, c0 = max(r0, 0), max(c0, 0)
-    r1, c1 = min(r1, grid.height), min(c1, grid.width)
-    if r1 <= r0 or c1 <= c0:
-        return None
-    return r0, r1, c0, c1
-
-
-def window_st(layout: Layout, win: tuple[int, int, int, int], oversample: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coast-frame coordinates of the sub-pixel centres of a 10 m pixel window."""
-    r0, r1, c0, c1 = win
-    g = layout.grid
-    res = g.resolution / oversample
-    xs = g.transform.c + c0 * g.resolution + (np.arange((c1 - c0) * oversample) + 0.5) * res
-    ys = g.transform.f - r0 * g.resolution - (np.arange((r1 - r0) * oversample) + 0.5) * res
-    x, y = np.meshgrid(xs, ys)
-    return layout.to_st(x, y)
-
-
-def block_mean(a: np.ndarray, k: int) -> np.ndarray:
-    """Mean over k x k blocks of the last two axes (their sizes are multiples of k)."""
-    h, w = a.shape[-2] // k, a.shape[-1] // k
-    return a.reshape(*a.shape[:-2], h, k, w, k).mean(axis=(-3, -1))
-
-
-def vessel_masks(v: SimVessel, s: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-    """Hull, superstructure and cargo-deck masks of a vessel on sub-pixel coordinates."""
-    f = v.frame
-    ds, dt_ = s - f["s"], t - f["t"]
-    along = ds * f["u"][0] + dt_ * f["u"][1]
-    across = ds * f["v"][0] + dt_ * f["v"][1]
-    half_l, half_b = f["length"] / 2, f["beam"] / 2
-    shoulder = half_l - 0.15 * f["length"]
-    width = np.where(along <= shoulder, half_b, half_b * (half_l - along) / (half_l - shoulder))
-    hull = (np.abs(along) <= half_l) & (np.abs(across) <= width)
-    aft = along < -half_l + 0.16 * f["length"]
-    house = hull & aft & (along > -half_l + 0.03 * f["length"]) & (np.abs(across) <= 0.42 * f["beam"])
-    cargo = hull & ~aft & (along < shoulder - 0.02 * f["length"]) & (np.abs(across) <= 0.40 * f["beam"])
-    return {"hull": hull, "house": house, "cargo": cargo, "along": along, "across": across}
-
-
-def stack_masks(layout: Layout, stack: SimStack, s: np.ndarray, t: np.ndarray, salt: int) -> dict[str, np.ndarray]:
-    """Container slots of a yard stack: coverage, container presence, tiers and colour index.
-
-    Slot contents depend only on the slot's position in the yard (and ``salt``),
-    so the inventory looks the same from day to day where it did not change.
-    """
-    yard = layout.yard(stack.yard)
-    inside = np.zeros(s.shape, dtype=bool)
-    for s0, s1, t0, t1 in stack.rects:
-        inside |= (s >= s0) & (s < s1) & (t >= t0) & (t < t1)
-    ds = s - yard.s0
-    dt_ = yard.t_front - t
-    block_s, in_s = np.divmod(ds, BLOCK_S_M)
-    block_t, in_t = np.divmod(dt_, BLOCK_T_M)
-    slot_s = np.floor(in_s / SLOT_L_M)
-    row_t = np.floor(in_t / SLOT_W_M)
-    on_slot = (slot_s < SLOTS_PER_BLOCK) & (row_t < ROWS_PER_BLOCK)
-    ks = (block_s * SLOTS_PER_BLOCK + slot_s).astype(np.int64)
-    kt = (block_t * ROWS_PER_BLOCK + row_t).astype(np.int64)
-
-    def u(a, b, k):
-        h = (a * 2654435761 + b * 40503 + k * 97 + salt * 1013904223) & 0xFFFFFFFF
-        h = (h ^ (h >> 15)) * 2246822519 & 0xFFFFFFFF
-        h = (h ^ (h >> 13)) * 3266489917 & 0xFFFFFFFF
-        return ((h ^ (h >> 16)) & 0xFFFFFF) / float(0x1000000)
-
-    occupied = inside & on_slot & (u(ks, kt, 1) < PACKING)
-    # 1-4 tiers with probabilities 0.2, 0.3, 0.3, 0.2 (mean 2.5 = MEAN_TIERS).
-    tiers = 1 + np.searchsorted(np.array([0.2, 0.5, 0.8]), u(ks, kt, 2), side="right")
-    # Lines stack their boxes together: runs of 2-3 slots along a row share a colour.
-    colour = u(ks // 3, kt, 3)
-    return {"inside": inside, "occupied": occupied, "tiers": np.where(occupied, tiers, 0), "colour_u": colour}
-
-
-def stack_renders(layout: Layout, state: DayState, salt: int):
-    """``(window, masks)`` of each of the day's stacks on the grid (:func:`stack_masks` on its window)."""
-    for stack in state.stacks:
-        if stack.outline is None:
-            continue
-        win = pixel_window(layout.grid, stack.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        yield win, stack_masks(layout, stack, s, t, salt=salt)
-
-
-def vessel_renders(layout: Layout, state: DayState):
-    """``(vessel, window, masks)`` of each of the day's vessels on the grid (:func:`vessel_masks`)."""
-    for v in state.vessels:
-        win = pixel_window(layout.grid, v.outline, 2)
-        if win is None:
-            continue
-        s, t = window_st(layout, win, OVERSAMPLE)
-        yield v, win, vessel_masks(v, s, t)

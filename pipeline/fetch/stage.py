@@ -19,12 +19,12 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from .aoi import Grid
-from .atomic import atomic_path
-from .contracts import item_path, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile
-from .errors import UserError
-from .manifest import DirLock, Manifest, Task
-from .options import RunOptions, progress, stderr
+from ..core.aoi import Grid
+from ..core.atomic import atomic_path
+from ..core.contracts import item_path, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile
+from ..core.errors import UserError
+from ..core.manifest import DirLock, Manifest, Task
+from ..core.options import RunOptions, progress, stderr
 from .sources.common import RetryPolicy, TilePlan, check_bands, plan_tiles
 
 log = logging.getLogger("berthwatch.fetch")

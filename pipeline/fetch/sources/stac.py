@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..aoi import AOI, Grid
-from ..contracts import S1, S2, SENSOR_BANDS
-from ..errors import UserError
+from ...core.aoi import AOI, Grid
+from ...core.contracts import S1, S2, SENSOR_BANDS
+from ...core.errors import UserError
 from .common import (
     BandAsset, RetryPolicy, Scene, TilePlan, gdal_env_options, in_range, mosaic_first_valid, read_scene_bands,
     with_retries,

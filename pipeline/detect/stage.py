@@ -1,0 +1,191 @@
+"""The detect stage: tiles in, per-date detections and ``timeseries.csv`` out.
+
+Reads only what the fetch stage wrote (``<data>/tiles/<aoi>/<sensor>/<date>/``
+tiles and their STAC items, see :mod:`.contracts`) and writes, per AOI and
+date, ``<out>/detections/<aoi>/<date>.geojson`` (RFC 7946: an ``aoi_summary``
+feature, then one feature per vessel and per container stack) and, rebuilt
+from all detection files on every run, ``<out>/timeseries.csv``.
+
+Reference water mask
+    Every AOI gets a reference water mask from the whole time series of its
+    tiles: a pixel is water when it is water in at least half of its clear
+    observations (:func:`detectors.water.reference_water_mask`). Sentinel-2
+    decides wherever it has a clear observation, because its 10 m NDWI edge
+    is sharp while the Sentinel-1 mask is smoothed over 100 m and pulls the
+    coastline ~50 m seaward, which would push ships berthed at a quay onto
+    "land"; Sentinel-1 fills the pixels Sentinel-2 never saw clear. A berth
+    that is occupied on fewer than half the dates therefore stays water and a
+    ship moored there is detected. Non-water holes enclosed by water and no
+    larger than a big ship (``reference.max_enclosed_area_m2``) are sea too,
+    so a ship anchored at one spot on most dates is still found. A ship moored
+    at the same quay on most dates is part of the land and is missed (known
+    limitation). The reference uses every date on disk, also outside
+    ``--start``/``--end``, of the selected sensors; tiles that fail to load are
+    left out (their dates fail with the error). With fewer than
+    ``reference.min_dates`` (2) observation dates there is no history and the
+    detectors run in single-scene mode (the optical detector closes
+    vessel-sized bays of the scene's own water body).
+
+    The mask is cached in ``<out>/.berthwatch/reference/<aoi>.tif`` (uint8,
+    1 = water; open it in QGIS) with the per-tile water masks in
+    ``<aoi>.npz``, keyed by the tiles' SHA-256, so adding a tile computes the
+    masks of that tile only. The ``.tif`` is rewritten only when the mask
+    changes, and it is an input of every date of the AOI: a new tile
+    recomputes every date of its AOI if and only if it flips at least one
+    reference pixel. With a few observations per pixel that is likely (edge
+    pixels near 50 %); once there are many it becomes rare, but nothing
+    approximates: results are always those a run from scratch would give.
+
+Sentinel-2 reference
+    With Sentinel-2 history the AOI also gets a per-band median composite and
+    reference yards (:mod:`.s2_reference`): the container-stack detector sees
+    each date mapped onto the median's radiometry and accepts smaller stacks
+    inside the yards. Both files are inputs of every date of the AOI, and a
+    new Sentinel-2 tile almost always moves the median: it recomputes every
+    date of its AOI (a new Sentinel-1 tile only when it flips the water mask).
+
+Several scenes of one sensor on a date (adjacent granules, two passes) are
+mosaicked: scenes are ranked by clear fraction over the AOI and each pixel is
+taken from the best-ranked scene that observes it clearly, so a second
+granule only fills the first one's gaps. Each vessel names the scene at its
+centroid.
+
+Dates that need computing run on ``extra["workers"]`` processes (CLI
+``--workers``; default one per CPU, at most 8); results are written by the
+main process in date order.
+
+Incremental: every date is a :class:`.manifest.Task` whose inputs are its
+tiles, their STAC items and the AOI's reference files, and whose parameters
+are the detector version, the hash of all detector parameters and a digest
+of the detector source code. A rerun skips what is current, recomputes what
+changed, deletes detections whose tiles are gone, and deletes the stale
+detection of a date that now fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from ..core.aoi import AOI
+from ..core.contracts import TileRef, detection_path, find_tiles, timeseries_path
+from ..core.errors import UserError
+from ..core.geojson_io import write_feature_collection
+from ..core.manifest import DirLock, Manifest, Task, params_hash, run_tasks
+from ..core.options import RunOptions, progress
+from ..core.pools import process_pool
+from .aoi_date import AoiContext, aoi_context, detect_aoi_date
+from .params import DETECTOR_VERSION, detector_code_digest, detector_params
+from .timeseries import write_timeseries
+from .water_reference import Reference, ReferenceStore
+
+log = logging.getLogger(__name__)
+
+STAGE = "detect"
+
+
+def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dict, fixed: dict,
+               out_dir: Path, futures: dict) -> Task:
+    out = detection_path(out_dir, ctx.aoi.id, date)
+    inputs = [p for t in tiles for p in (t.path, t.item)]
+    inputs += ctx.reference.paths
+    key = f"{ctx.aoi.id}/{date.isoformat()}"
+
+    def run(task: Task) -> None:
+        future = futures.pop(key, None)
+        feats = future.result() if future is not None else detect_aoi_date(ctx, date, tiles, params)
+        write_feature_collection(out, feats)
+
+    task = Task(key, [out], inputs, {**fixed, "reference": "time-series" if ctx.reference.path else "single-scene"},
+                run)
+    task.meta.update(aoi=ctx.aoi, reference=ctx.reference, date=date, tiles=tiles)
+    return task
+
+
+_worker_contexts: dict = {}
+
+
+def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict) -> list:
+    ctx_key = (aoi.id, reference.digest, reference.n_dates, reference.optical.digest if reference.optical else None)
+    if ctx_key not in _worker_contexts:
+        _worker_contexts.clear()
+        _worker_contexts[ctx_key] = aoi_context(aoi, reference)
+    return detect_aoi_date(_worker_contexts[ctx_key], date, tiles, params)
+
+
+def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, workers: int, params: dict, futures: dict):
+    """Start the dates that need computing on a process pool; None when not worth it.
+
+    The pool is :func:`.pools.process_pool` (a fork server, never a fork of
+    this process). The results come back as feature lists and are written
+    (atomically) by the parent, in task order, so the manifest and the
+    progress bar stay single-threaded.
+    """
+    stale = [t for t in tasks if force or not manifest.is_current(t)]
+    workers = min(workers, len(stale))
+    if workers < 2:
+        return None
+    pool = process_pool(workers, __name__)
+    for t in stale:
+        m = t.meta
+        futures[t.key] = pool.submit(_detect_in_worker, m["aoi"], m["reference"], m["date"], m["tiles"], params)
+    return pool
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_detect(opts: RunOptions) -> int:
+    """Run the detect stage; return the exit code (1 when any AOI-date failed)."""
+    data_dir, out_dir = Path(opts.data_dir), Path(opts.out_dir)
+    if not (data_dir / "tiles").is_dir():
+        raise UserError(f"{data_dir}: no tiles folder; run `berthwatch fetch` first (or pass --data-dir)")
+    params = detector_params((opts.extra or {}).get("detector_params"))
+    fixed = {"stage": STAGE, "detector_version": DETECTOR_VERSION, "params_hash": params_hash(params),
+             "code": detector_code_digest()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with DirLock(out_dir):
+        manifest = Manifest(out_dir, STAGE)
+        store = ReferenceStore(out_dir, manifest)
+        workers = int((opts.extra or {}).get("workers") or default_workers())
+        tasks: list[Task] = []
+        futures: dict = {}
+        for aoi in opts.aois:
+            history = find_tiles(data_dir, [aoi.id], opts.sensors)
+            if not history:
+                continue
+            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, workers))
+            by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
+            for t in history:
+                if (opts.start is None or t.date >= opts.start) and (opts.end is None or t.date <= opts.end):
+                    by_date[t.date].append(t)
+            tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
+        removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
+        manifest.save()
+        pool = _submit_stale(tasks, manifest, opts.force, workers, params, futures)
+        try:
+            result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        for key in result.failed:
+            aoi_id, day = key.split("/")
+            stale = detection_path(out_dir, aoi_id, dt.date.fromisoformat(day))
+            if stale.exists():
+                stale.unlink()
+            manifest.forget(stale)
+        manifest.save()
+        # Outputs pruned because the reference mask appeared or vanished were just recomputed.
+        result.removed += [r for r in removed if not (out_dir / r).exists()]
+        n_rows = write_timeseries(out_dir)
+    log.info("detect: %d done, %d up to date, %d failed, %d removed; %s has %d rows",
+             len(result.done), len(result.skipped), len(result.failed), len(result.removed),
+             timeseries_path(out_dir), n_rows)
+    if not tasks:
+        raise UserError(f"{data_dir}/tiles: no tiles for AOI {', '.join(opts.aoi_ids) or '(none)'}"
+                        + (f" between {opts.start} and {opts.end}" if opts.start or opts.end else ""))
+    return 1 if result.failed else 0

@@ -1,0 +1,39 @@
+"""``<out>/timeseries.csv``: one row per detections file, rebuilt from all of them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..core.contracts import S1, S2, TIMESERIES_COLUMNS, timeseries_path
+from ..core.errors import UserError
+from ..core.geojson_io import read_detections, write_csv
+
+log = logging.getLogger(__name__)
+
+
+def timeseries_rows(out_dir: Path) -> list[dict]:
+    """One row per detection file under ``<out>/detections``, sorted by AOI and date."""
+    rows = []
+    for path in sorted((Path(out_dir) / "detections").glob("*/*.geojson")):
+        try:
+            s, _ = read_detections(path)
+        except UserError as exc:
+            log.warning("timeseries leaves out %s", exc)
+            continue
+        cf = s.get("clear_fraction") or {}
+        rows.append({
+            "portid": s["aoi"], "portname": s.get("aoi_name") or s["aoi"], "date": s["date"], "aoi": s["aoi"],
+            "role": s.get("role"), "sensors": ";".join(s["sensors"]), "scenes": ";".join(s["scenes"]),
+            "clear_fraction_s2": cf.get(S2), "clear_fraction_s1": cf.get(S1),
+            **{k: s.get(k) for k in ("vessels", "vessels_at_berth", "large_vessels", "container_stack_area_m2",
+                                     "teu_estimate", "teu_low", "teu_high", "detector_version", "params_hash")},
+            "simulated": "true" if s.get("simulated") else "false",
+        })
+    return rows
+
+
+def write_timeseries(out_dir: Path) -> int:
+    rows = timeseries_rows(out_dir)
+    write_csv(timeseries_path(out_dir), rows, TIMESERIES_COLUMNS)
+    return len(rows)
