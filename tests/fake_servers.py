@@ -60,7 +60,8 @@ class Response:
 class FakeServer:
     """A threaded HTTP/1.1 server with prefix routes, fault injection and a request log."""
 
-    def __init__(self):
+    def __init__(self, ssl_context=None):
+        self.scheme = "https" if ssl_context is not None else "http"
         self.routes: list[tuple[str, str, object]] = []
         self.faults: dict[str, deque] = {}
         self.requests: list[Request] = []
@@ -117,11 +118,17 @@ class FakeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
 
     def route(self, method: str, prefix: str, fn) -> None:
         self.routes.append((method, prefix, fn))
@@ -203,6 +210,8 @@ class SentinelHubFake:
         self.server, self.scenes, self.page_size = server, scenes, page_size
         self.process_bodies: list[dict] = []
         server.route("POST", "/oauth/token", self.token)
+        # sentinelhub-py's default token URL on services.sentinel-hub.com
+        server.route("POST", "/auth/realms/main/protocol/openid-connect/token", self.token)
         server.route("POST", "/api/v1/catalog/1.0.0/search", self.search)
         server.route("POST", "/api/v1/process", self.process)
 

@@ -243,3 +243,62 @@ def test_cli_dry_run(sh):
 
 
 
+
+
+@pytest.fixture
+def default_deployment(tmp_path, monkeypatch):
+    """The fake service answering as https://services.sentinel-hub.com, sentinelhub-py's default.
+
+    The host name resolves to the loopback server and its certificate comes from a
+    test certificate authority that requests is told to trust; nothing else of the
+    client's configuration is changed (no profile, no URL).
+    """
+    import socket
+    import ssl
+
+    import trustme
+    from sentinelhub import SentinelHubDownloadClient
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("services.sentinel-hub.com").configure_cert(context)
+    server = FakeServer(ssl_context=context).start()
+    fake = SentinelHubFake(server, scenes())
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == "services.sentinel-hub.com":
+            return real_getaddrinfo("127.0.0.1", server.port, *args, **kwargs)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SH_PROFILE", raising=False)
+    monkeypatch.setenv("SH_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("SH_CLIENT_SECRET", CLIENT_SECRET)
+    SentinelHubDownloadClient.clear_cache()
+    yield server, fake, load_aoi(aoi_file(tmp_path, "testport", *BBOX)), tmp_path / "data"
+    SentinelHubDownloadClient.clear_cache()
+    server.stop()
+
+
+def test_default_fetch_command_uses_the_default_deployment(default_deployment):
+    """`berthwatch fetch` with its defaults (--source sentinelhub --endpoint sentinelhub, the
+    library's default URLs, which its predefined collections are bound to) fetches tiles."""
+    from typer.testing import CliRunner
+
+    from berthwatch.pipeline.cli import app
+
+    server, fake, aoi, data = default_deployment
+    res = CliRunner().invoke(app, ["fetch", "--aoi", str(aoi.path), "--start", "2023-09-01", "--end", "2023-09-10",
+                                   "--data-dir", str(data)])
+    assert res.exit_code == 0, res.output
+    assert [(t.sensor, t.date.isoformat()) for t in find_tiles(data)] == [
+        (S2, "2023-09-03"), (S1, "2023-09-05"), (S2, "2023-09-08")]
+    assert server.hits("/auth/realms/main/protocol/openid-connect/token")
+    assert {b["input"]["data"][0]["type"] for b in fake.process_bodies} == {S1, S2}
+    assert read_item(find_tiles(data)[0].path)["properties"]["berthwatch:processing"]["endpoint"] == \
+        "https://services.sentinel-hub.com"

@@ -86,7 +86,19 @@ def make_config(endpoint: str):
 
 
 def _define_collection(base, name_prefix: str, base_url: str):
-    """A data collection bound to ``base_url`` (required for CDSE and any non-default deployment)."""
+    """A data collection bound to ``base_url`` (required for CDSE and any non-default deployment).
+
+    sentinelhub-py refuses a second enum member with the definition of an existing
+    one, and its predefined collections are already bound to the default deployment
+    (services.sentinel-hub.com): there, and wherever an identical collection was
+    defined before, the existing member is reused.
+    """
+    from sentinelhub import DataCollection
+
+    wanted = base.value.derive(service_url=base_url)
+    for existing in DataCollection:
+        if existing.value == wanted:
+            return existing
     name = f"BERTHWATCH_{name_prefix}_{hashlib.sha1(base_url.encode()).hexdigest()[:10]}"
     return base.define_from(name, service_url=base_url)
 
