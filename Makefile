@@ -15,9 +15,12 @@ CLAIM  ?= us-nsc-2023-10-13
 DATASETS ?= ../shared/datasets
 PYTEST_ARGS ?=
 PARAMS ?=
+SCHEDULER ?= processes
+WORKERS ?= 0
 
 RANGE = --start $(START) --end $(END) --aoi $(AOI)
 PARAMS_OPT = $(if $(PARAMS),--params $(PARAMS))
+ENGINE = --scheduler $(SCHEDULER) --workers $(WORKERS)
 
 .PHONY: setup demo test fetch detect report run validate notebooks bench clean
 
@@ -40,13 +43,13 @@ fetch: $(STAMP)
 	$(BIN)/berthwatch fetch $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA)
 
 detect: $(STAMP)
-	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(PARAMS_OPT)
+	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(ENGINE) $(PARAMS_OPT)
 
 report: $(STAMP)
 	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT) $(PARAMS_OPT)
 
 run: $(STAMP)
-	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(PARAMS_OPT)
+	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(ENGINE) $(PARAMS_OPT)
 
 validate: $(STAMP)
 	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships --cross-validate

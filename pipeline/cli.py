@@ -40,6 +40,10 @@ SensorOpt = typer.Option(None, "--sensor", help=f"Sensors; repeatable or comma l
 SourceOpt = typer.Option("sentinelhub", "--source", help=f"Where tiles come from: {', '.join(SOURCES)}.")
 DataOpt = typer.Option(Path("data"), "--data-dir", help="Folder of tiles (fetch output).")
 OutOpt = typer.Option(Path("out"), "--out-dir", help="Folder of detections and report.")
+SchedulerOpt = typer.Option("processes", "--scheduler",
+                            help="Where tasks run: processes (this machine), dask (a LocalCluster on 127.0.0.1), "
+                                 "tcp://host:8786 or a scheduler .json (an existing Dask cluster; --data-dir and "
+                                 "--out-dir must be shared with its workers).")
 ParamsOpt = typer.Option(None, "--params", help="YAML of detector ('detect:') and analysis ('report:') "
                                                 "parameters overriding the defaults.")
 
@@ -159,15 +163,20 @@ def detect(
     aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
     sensor: Optional[List[str]] = SensorOpt, data_dir: Path = DataOpt, out_dir: Path = OutOpt,
     force: bool = typer.Option(False, "--force", help="Recompute even what is up to date."),
-    workers: int = typer.Option(0, "--workers", min=0, max=32, help="Detection processes (0: one per CPU, max 8)."),
+    workers: int = typer.Option(0, "--workers", min=0, max=1024,
+                                help="Worker processes (0: one per CPU, max 8; ignored for an existing cluster)."),
+    scheduler: str = SchedulerOpt,
     params: Optional[Path] = ParamsOpt,
 ) -> None:
     """Detect vessels and container stacks in the tiles; write per-date GeoJSON and timeseries.csv."""
     def body():
+        from .core.engine import parse_scheduler
+
         opts = _options(aoi, start, end, sensor, data_dir, out_dir, params=params)
         from .detect import run_detect
 
         opts.force = force
+        opts.extra["scheduler"] = parse_scheduler(scheduler)
         if workers:
             opts.extra["workers"] = workers
         return run_detect(opts)
@@ -202,14 +211,20 @@ def run(
     out_dir: Path = OutOpt, claim: str = ClaimOpt,
     endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse."),
     catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog for --source local."),
+    workers: int = typer.Option(0, "--workers", min=0, max=1024, help="Detection workers (0: one per CPU, max 8)."),
+    scheduler: str = SchedulerOpt,
     params: Optional[Path] = ParamsOpt,
 ) -> None:
     """fetch, then detect, then report."""
     def body():
         from .core.claims import resolve_claim
+        from .core.engine import parse_scheduler
 
         opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local",
                         params=params)
+        opts.extra["scheduler"] = parse_scheduler(scheduler)
+        if workers:
+            opts.extra["workers"] = workers
         the_claim = resolve_claim(claim)
         from .detect import run_detect
         from .fetch import FetchSettings, run_fetch
@@ -226,12 +241,16 @@ def run(
 def sample(
     scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario YAML (default: orient-express-2023)."),
     data_dir: Path = typer.Option(Path("data/sample"), "--data-dir", help="Where the simulated catalog goes."),
+    workers: int = typer.Option(0, "--workers", min=0, max=1024, help="Rendering processes (0: CPUs, max 4)."),
+    scheduler: str = SchedulerOpt,
 ) -> None:
     """Generate a SIMULATED Sentinel-1/2 time series (static STAC catalog + truth) from a scenario."""
     def body():
+        from .core.engine import parse_scheduler
         from .simulation.sample import generate_sample
 
-        typer.echo(f"simulated catalog: {generate_sample(scenario, data_dir)}")
+        path = generate_sample(scenario, data_dir, workers or None, scheduler=parse_scheduler(scheduler))
+        typer.echo(f"simulated catalog: {path}")
     _guard(body)
 
 

@@ -43,3 +43,12 @@ def demo_run(tmp_path_factory) -> tuple[Path, Path, float]:
 def demo_out(demo_run) -> Path:
     """Output folder of `berthwatch demo` (sample, fetch, detect, report on simulated data)."""
     return demo_run[0]
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A real dask.distributed LocalCluster (2 worker processes, 1 thread each, loopback only), shared."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        yield cluster

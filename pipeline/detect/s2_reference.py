@@ -51,7 +51,6 @@ from ..core.aoi import Grid
 from ..core.atomic import atomic_path, write_text_atomic
 from ..core.contracts import S2, SENSOR_BANDS
 from ..core.manifest import params_hash
-from ..core.pools import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +181,15 @@ def _tile_stack_mask(path: Path) -> np.ndarray:
 
 def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[Path, tuple[str, str]],
                             water: np.ndarray, water_digest: str, params: dict,
-                            workers: int = 1) -> OpticalReference:
+                            engine=None) -> OpticalReference:
     """Median composite and reference yards of an AOI's Sentinel-2 tiles.
 
     ``tiles`` maps each tile path to its SHA-256 and ISO date (tiles that
     failed to load are not in it); ``water`` is the AOI's reference water
     mask. Where two granules of one date overlap, that date counts twice in
     the median (the overlap is a strip at most) but once for the yards. The
-    tiles' stack masks are computed on ``workers`` processes
-    (:func:`.pools.process_pool`); the result does not depend on it.
+    tiles' stack masks are computed on ``engine`` (a
+    :class:`..core.engine.Engine`; None: here); the result does not depend on it.
     """
     median_path, yards_path, key_path = reference_paths(ref_dir, aoi_id)
     used = {k: params[k] for k in ("radiometry", "stacks")}
@@ -211,10 +210,9 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     median = median_composite(ordered, grid)
     context = {"median": median, "water": water, "params": params, "transform": grid.transform,
                "pixel_size": grid.resolution}
-    workers = min(workers, len(ordered))
-    if workers > 1:
-        with process_pool(workers, __name__, _init_tile_context, (context,)) as pool:
-            packed = list(pool.map(_tile_stack_mask, ordered))
+    if engine is not None and engine.parallel(len(ordered)):
+        packed = list(engine.map(_tile_stack_mask, ordered, preload=__name__, initializer=_init_tile_context,
+                                 initargs=(context,)))
     else:
         _init_tile_context(context)
         packed = [_tile_stack_mask(p) for p in ordered]

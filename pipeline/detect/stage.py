@@ -50,9 +50,13 @@ taken from the best-ranked scene that observes it clearly, so a second
 granule only fills the first one's gaps. Each vessel names the scene at its
 centroid.
 
-Dates that need computing run on ``extra["workers"]`` processes (CLI
-``--workers``; default one per CPU, at most 8); results are written by the
-main process in date order.
+Dates that need computing run on the engine of :mod:`..core.engine`:
+``extra["scheduler"]`` (CLI ``--scheduler``: ``processes``, the default, or
+a Dask cluster) with ``extra["workers"]`` workers (CLI ``--workers``;
+default one per CPU, at most 8). Workers only read tiles and the AOI's
+reference; the feature lists come back and are written by this process in
+date order, so the output bytes, the manifest and the lock do not depend on
+where the tasks ran.
 
 Incremental: every date is a :class:`.manifest.Task` whose inputs are its
 tiles, their STAC items and the AOI's reference files, and whose parameters
@@ -64,9 +68,10 @@ detection of a date that now fails.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-import os
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,7 +81,7 @@ from ..core.errors import UserError
 from ..core.geojson_io import write_feature_collection
 from ..core.manifest import DirLock, Manifest, Task, params_hash, run_tasks
 from ..core.options import RunOptions, progress
-from ..core.pools import process_pool
+from ..core.engine import Engine, default_workers, engine_from_options
 from .aoi_date import AoiContext, aoi_context, detect_aoi_date
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
 from .timeseries import write_timeseries
@@ -106,37 +111,34 @@ def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dic
 
 
 _worker_contexts: dict = {}
+_worker_lock = threading.Lock()
 
 
 def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict) -> list:
     ctx_key = (aoi.id, reference.digest, reference.n_dates, reference.optical.digest if reference.optical else None)
-    if ctx_key not in _worker_contexts:
-        _worker_contexts.clear()
-        _worker_contexts[ctx_key] = aoi_context(aoi, reference)
-    return detect_aoi_date(_worker_contexts[ctx_key], date, tiles, params)
+    with _worker_lock:  # a Dask worker may run several tasks in threads
+        ctx = _worker_contexts.get(ctx_key)
+        if ctx is None:
+            _worker_contexts.clear()
+            ctx = _worker_contexts[ctx_key] = aoi_context(aoi, reference)
+    return detect_aoi_date(ctx, date, tiles, params)
 
 
-def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, workers: int, params: dict, futures: dict):
-    """Start the dates that need computing on a process pool; None when not worth it.
+def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, engine: Engine, params: dict,
+                  futures: dict) -> None:
+    """Start the dates that need computing on the engine (nothing when not worth it).
 
-    The pool is :func:`.pools.process_pool` (a fork server, never a fork of
-    this process). The results come back as feature lists and are written
-    (atomically) by the parent, in task order, so the manifest and the
-    progress bar stay single-threaded.
+    The results come back as feature lists and are written (atomically) by
+    this process, in task order, so the manifest and the progress bar stay
+    single-threaded. An AOI's reference goes to each Dask worker once.
     """
     stale = [t for t in tasks if force or not manifest.is_current(t)]
-    workers = min(workers, len(stale))
-    if workers < 2:
-        return None
-    pool = process_pool(workers, __name__)
-    for t in stale:
-        m = t.meta
-        futures[t.key] = pool.submit(_detect_in_worker, m["aoi"], m["reference"], m["date"], m["tiles"], params)
-    return pool
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    if not engine.parallel(len(stale)):
+        return
+    args = [(t.meta["aoi"], t.meta["reference"], t.meta["date"], t.meta["tiles"], params) for t in stale]
+    for t, future in zip(stale, engine.submit_all(_detect_in_worker, args, preload=__name__,
+                                                  shared=(0, 1))):
+        futures[t.key] = future
 
 
 def run_detect(opts: RunOptions) -> int:
@@ -148,17 +150,17 @@ def run_detect(opts: RunOptions) -> int:
     fixed = {"stage": STAGE, "detector_version": DETECTOR_VERSION, "params_hash": params_hash(params),
              "code": detector_code_digest()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    with DirLock(out_dir):
+    with DirLock(out_dir), contextlib.ExitStack() as stack:
         manifest = Manifest(out_dir, STAGE)
         store = ReferenceStore(out_dir, manifest)
-        workers = int((opts.extra or {}).get("workers") or default_workers())
+        engine = stack.enter_context(engine_from_options(opts.extra, default_workers()))
         tasks: list[Task] = []
         futures: dict = {}
         for aoi in opts.aois:
-            history = find_tiles(data_dir, [aoi.id], opts.sensors)
+            history = find_tiles(data_dir.absolute(), [aoi.id], opts.sensors)  # workers may have another cwd
             if not history:
                 continue
-            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, workers))
+            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, engine))
             by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
             for t in history:
                 if (opts.start is None or t.date >= opts.start) and (opts.end is None or t.date <= opts.end):
@@ -166,12 +168,9 @@ def run_detect(opts: RunOptions) -> int:
             tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
         removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
         manifest.save()
-        pool = _submit_stale(tasks, manifest, opts.force, workers, params, futures)
-        try:
-            result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        _submit_stale(tasks, manifest, opts.force, engine, params, futures)
+        result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
+        stack.close()  # release the workers before the table is rebuilt
         for key in result.failed:
             aoi_id, day = key.split("/")
             stale = detection_path(out_dir, aoi_id, dt.date.fromisoformat(day))

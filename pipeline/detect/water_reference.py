@@ -122,11 +122,13 @@ class ReferenceStore:
         np.savez_compressed(buf, **arrays)
         write_bytes_atomic(self.cache_path(aoi_id), buf.getvalue())
 
-    def build(self, aoi: AOI, grid: Grid, tiles: list[TileRef], params: dict, workers: int = 1) -> Reference:
+    def build(self, aoi: AOI, grid: Grid, tiles: list[TileRef], params: dict, engine=None) -> Reference:
         """Update the cache with the AOI's current tiles and return the reference.
 
         Tiles that fail to load are left out (their dates fail on their own,
-        with the error); the reference is rebuilt without them.
+        with the error); the reference is rebuilt without them. ``engine``
+        (:class:`..core.engine.Engine`) runs the per-tile work of the
+        Sentinel-2 reference; None runs it here.
         """
         ref_params = {k: params[k] for k in ("reference", "optical", "water_sar")}
         phash = params_hash(ref_params)
@@ -172,17 +174,17 @@ class ReferenceStore:
                 self._write_tif(tif, water, grid)
             self._save_cache(aoi.id, phash, entries, masks, digest, water, observed)
         return Reference(water, observed, tif, len(dates), digest,
-                         self._optical(aoi, grid, tiles, entries, water, digest, params, workers))
+                         self._optical(aoi, grid, tiles, entries, water, digest, params, engine))
 
     def _optical(self, aoi: AOI, grid: Grid, tiles: list[TileRef], entries: dict, water: np.ndarray,
-                 digest: str, params: dict, workers: int) -> OpticalReference | None:
+                 digest: str, params: dict, engine) -> OpticalReference | None:
         """The Sentinel-2 median and reference yards, with Sentinel-2 history; else none (files removed)."""
         s2 = {t.path: (entries[k]["sha256"], entries[k]["date"]) for t in tiles
               if t.sensor == S2 and (k := self.manifest.rel(t.path)) in entries}
         if len({date for _, date in s2.values()}) < params["reference"]["min_dates"]:
             self._remove_optical(aoi.id)
             return None
-        return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params, workers)
+        return build_optical_reference(self.dir, aoi.id, grid, s2, water, digest, params, engine)
 
     def _remove_optical(self, aoi_id: str) -> None:
         for p in s2_reference_paths(self.dir, aoi_id):

@@ -32,7 +32,7 @@ from ..core.errors import UserError
 from ..core.geojson_io import feature, to_lonlat, write_feature_collection
 from ..core.manifest import DirLock
 from ..core.options import progress
-from ..core.pools import process_pool
+from ..core.engine import PROCESSES, Engine
 from .layout import M2_PER_TEU, layout_for
 from .world import assign_berths, day_state, rng_for
 from .scenario import Scenario, resolve_scenario
@@ -161,15 +161,17 @@ def _render_job(job: tuple[str, str, dt.date, int]) -> tuple[dict, dict, str, st
     return item.to_dict(include_self_link=False, transform_hrefs=False), cond, sid, str(tif)
 
 
-def _run_jobs(jobs: list, workers: int):
-    if workers > 1 and len(jobs) > 1:
-        with process_pool(workers, __name__, _init_worker, (dict(_CONTEXT),)) as pool:
-            yield from pool.map(_render_job, jobs, chunksize=1)
-    else:
-        yield from map(_render_job, jobs)
+def _run_jobs(jobs: list, workers: int, scheduler: str):
+    with Engine(scheduler, workers) as engine:
+        if engine.parallel(len(jobs)):
+            yield from engine.map(_render_job, jobs, preload=__name__, initializer=_init_worker,
+                                  initargs=(dict(_CONTEXT),))
+        else:
+            yield from map(_render_job, jobs)
 
 
-def generate_sample(scenario: Path | str | None, data_dir: Path, workers: int | None = None) -> Path:
+def generate_sample(scenario: Path | str | None, data_dir: Path, workers: int | None = None,
+                    scheduler: str = PROCESSES) -> Path:
     """Render a scenario as a SIMULATED static STAC catalog plus truth; return the catalog.json path.
 
     Parameters
@@ -182,6 +184,9 @@ def generate_sample(scenario: Path | str | None, data_dir: Path, workers: int | 
     workers : int, optional
         Scene-rendering processes (default: the CPU count, at most 4). The
         output does not depend on it.
+    scheduler : str
+        ``processes`` or a Dask scheduler (:mod:`..core.engine`); Dask
+        workers write the tiles, so ``data_dir`` must be shared with them.
     """
     sc = resolve_scenario(scenario)
     data_dir = Path(data_dir)
@@ -214,11 +219,11 @@ def generate_sample(scenario: Path | str | None, data_dir: Path, workers: int | 
                 static_optical(layouts[aoi_id], sc.seed)
             if S1 in sensors:
                 static_radar(layouts[aoi_id], sc.seed)
-        _CONTEXT.update(scenario=sc, layouts=layouts, assignments=assignments, data_dir=data_dir)
+        _CONTEXT.update(scenario=sc, layouts=layouts, assignments=assignments, data_dir=data_dir.absolute())
         truth_dates: dict[tuple[str, dt.date], dict] = {}
         items = []
         try:
-            results = list(progress(_run_jobs(jobs, workers), "simulating scenes", total=len(jobs)))
+            results = list(progress(_run_jobs(jobs, workers, scheduler), "simulating scenes", total=len(jobs)))
         finally:
             _CONTEXT.clear()
         for (aoi_id, sensor, date, _), (item_dict, cond, sid, tif) in zip(jobs, results):
