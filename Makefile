@@ -21,6 +21,16 @@ WORKERS ?= 0
 RANGE = --start $(START) --end $(END) --aoi $(AOI)
 PARAMS_OPT = $(if $(PARAMS),--params $(PARAMS))
 ENGINE = --scheduler $(SCHEDULER) --workers $(WORKERS)
+# Real data: ENDPOINT=cdse for a free Copernicus Data Space account; DRY_RUN=1 lists scenes only.
+ENDPOINT ?= sentinelhub
+DRY_RUN ?=
+MAX_CLOUD ?=
+ORBIT ?=
+FORCE ?=
+DEBUG_FEATURES ?=
+FETCH_OPTS = --endpoint $(ENDPOINT) $(if $(DRY_RUN),--dry-run) $(if $(MAX_CLOUD),--max-cloud $(MAX_CLOUD)) \
+             $(if $(ORBIT),--orbit $(ORBIT)) $(if $(FORCE),--force)
+DETECT_OPTS = $(if $(FORCE),--force) $(if $(DEBUG_FEATURES),--debug-features)
 
 .PHONY: setup demo test fetch detect report run validate notebooks bench clean
 
@@ -40,16 +50,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 fetch: $(STAMP)
-	$(BIN)/berthwatch fetch $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA)
+	$(BIN)/berthwatch fetch $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) $(FETCH_OPTS) \
+	  $(if $(filter-out 0,$(WORKERS)),--workers $(WORKERS))
 
 detect: $(STAMP)
-	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(ENGINE) $(PARAMS_OPT)
+	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(ENGINE) $(PARAMS_OPT) $(DETECT_OPTS)
 
 report: $(STAMP)
 	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT) $(PARAMS_OPT)
 
 run: $(STAMP)
-	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(ENGINE) $(PARAMS_OPT)
+	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(ENGINE) $(PARAMS_OPT) \
+	  $(FETCH_OPTS) $(if $(DEBUG_FEATURES),--debug-features)
 
 validate: $(STAMP)
 	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships --cross-validate

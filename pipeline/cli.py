@@ -44,6 +44,15 @@ SchedulerOpt = typer.Option("processes", "--scheduler",
                             help="Where tasks run: processes (this machine), dask (a LocalCluster on 127.0.0.1), "
                                  "tcp://host:8786 or a scheduler .json (an existing Dask cluster; --data-dir and "
                                  "--out-dir must be shared with its workers).")
+EndpointOpt = typer.Option("sentinelhub", "--endpoint",
+                           help="sentinelhub (services.sentinel-hub.com) or cdse (Copernicus Data Space, free).")
+CatalogOpt = typer.Option(None, "--catalog", help="Static STAC catalog.json for --source local.")
+StacApiOpt = typer.Option(None, "--stac-api", help="STAC API URL for --source stac.")
+MaxCloudOpt = typer.Option(80.0, "--max-cloud", min=0, max=100, help="S2 max scene cloud cover, %.")
+OrbitOpt = typer.Option(None, "--orbit", help="S1 orbit direction: ascending or descending.")
+DryRunOpt = typer.Option(False, "--dry-run", help="List scenes and estimated processing units only.")
+DebugFeaturesOpt = typer.Option(False, "--debug-features",
+                                help="Keep the detectors' internals (classifier features) in each feature.")
 ParamsOpt = typer.Option(None, "--params", help="YAML of detector ('detect:') and analysis ('report:') "
                                                 "parameters overriding the defaults.")
 
@@ -137,13 +146,10 @@ def _guard(fn: Callable[[], int | None]) -> None:
 def fetch(
     aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
     sensor: Optional[List[str]] = SensorOpt, source: str = SourceOpt, data_dir: Path = DataOpt,
-    endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse (Copernicus Data Space)."),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog.json for --source local."),
-    stac_api: Optional[str] = typer.Option(None, "--stac-api", help="STAC API URL for --source stac."),
-    max_cloud: float = typer.Option(80.0, "--max-cloud", min=0, max=100, help="S2 max scene cloud cover, %."),
-    orbit: Optional[str] = typer.Option(None, "--orbit", help="S1 orbit direction: ascending or descending."),
+    endpoint: str = EndpointOpt, catalog: Optional[Path] = CatalogOpt, stac_api: Optional[str] = StacApiOpt,
+    max_cloud: float = MaxCloudOpt, orbit: Optional[str] = OrbitOpt,
     workers: int = typer.Option(4, "--workers", min=1, max=32, help="Concurrent downloads."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List scenes and estimated processing units only."),
+    dry_run: bool = DryRunOpt,
     force: bool = typer.Option(False, "--force", help="Fetch again even the tiles that are up to date."),
 ) -> None:
     """Download tiles over each AOI for the date range."""
@@ -166,9 +172,9 @@ def detect(
     workers: int = typer.Option(0, "--workers", min=0, max=1024,
                                 help="Worker processes (0: one per CPU, max 8; ignored for an existing cluster)."),
     scheduler: str = SchedulerOpt,
-    params: Optional[Path] = ParamsOpt,
+    params: Optional[Path] = ParamsOpt, debug_features: bool = DebugFeaturesOpt,
 ) -> None:
-    """Detect vessels and container stacks in the tiles; write per-date GeoJSON and timeseries.csv."""
+    """Detect vessels and container stacks in the tiles; write per-date GeoJSON, timeseries.csv, detections.gpkg."""
     def body():
         from .core.engine import parse_scheduler
 
@@ -179,6 +185,8 @@ def detect(
         opts.extra["scheduler"] = parse_scheduler(scheduler)
         if workers:
             opts.extra["workers"] = workers
+        if debug_features:
+            opts.extra["debug_features"] = True
         return run_detect(opts)
     _guard(body)
 
@@ -209,13 +217,17 @@ def run(
     aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt, end: Optional[str] = EndOpt,
     sensor: Optional[List[str]] = SensorOpt, source: str = SourceOpt, data_dir: Path = DataOpt,
     out_dir: Path = OutOpt, claim: str = ClaimOpt,
-    endpoint: str = typer.Option("sentinelhub", "--endpoint", help="sentinelhub or cdse."),
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Static STAC catalog for --source local."),
-    workers: int = typer.Option(0, "--workers", min=0, max=1024, help="Detection workers (0: one per CPU, max 8)."),
+    endpoint: str = EndpointOpt, catalog: Optional[Path] = CatalogOpt, stac_api: Optional[str] = StacApiOpt,
+    max_cloud: float = MaxCloudOpt, orbit: Optional[str] = OrbitOpt,
+    workers: int = typer.Option(0, "--workers", min=0, max=1024,
+                                help="Detection workers and concurrent downloads (0: one detection process per "
+                                     "CPU, max 8, and 4 downloads; downloads at most 32)."),
     scheduler: str = SchedulerOpt,
-    params: Optional[Path] = ParamsOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what fetch would download; no detect, report."),
+    force: bool = typer.Option(False, "--force", help="Fetch and detect again even what is up to date."),
+    params: Optional[Path] = ParamsOpt, debug_features: bool = DebugFeaturesOpt,
 ) -> None:
-    """fetch, then detect, then report."""
+    """fetch, then detect, then report (every fetch option applies)."""
     def body():
         from .core.claims import resolve_claim
         from .core.engine import parse_scheduler
@@ -223,14 +235,21 @@ def run(
         opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local",
                         params=params)
         opts.extra["scheduler"] = parse_scheduler(scheduler)
+        opts.force = force
         if workers:
             opts.extra["workers"] = workers
+        if debug_features:
+            opts.extra["debug_features"] = True
         the_claim = resolve_claim(claim)
         from .detect import run_detect
         from .fetch import FetchSettings, run_fetch
         from .report import run_report
 
-        code = run_fetch(opts, FetchSettings(endpoint=endpoint, catalog=catalog))
+        code = run_fetch(opts, FetchSettings(endpoint=endpoint, catalog=catalog, stac_api=stac_api,
+                                             max_cloud=max_cloud, orbit=orbit, workers=min(workers or 4, 32),
+                                             dry_run=dry_run))
+        if dry_run:
+            return code
         code = run_detect(opts) or code
         typer.echo(f"report: {run_report(opts, the_claim)}")
         return code

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import rasterio
 from scipy import ndimage
-from shapely.geometry import shape
+from shapely.geometry import Point, shape
 
 from tile_factory import harbour, harbour_series, s1_bands, s2_bands, write_scene
 
@@ -122,9 +122,9 @@ def record_calls(monkeypatch):
     calls = []
     real = detect.detect_aoi_date
 
-    def spy(ctx, date, tiles, params, timings=None):
+    def spy(ctx, date, tiles, params, timings=None, **kw):
         calls.append(date)
-        return real(ctx, date, tiles, params, timings)
+        return real(ctx, date, tiles, params, timings, **kw)
 
     monkeypatch.setattr(detect, "detect_aoi_date", spy)
     return calls
@@ -196,9 +196,20 @@ def test_vessel_features_measure_the_ships(series_run, rajin):
         assert v["sensor"] == S2 and v["sensors"] == [S2, S1] and v["matched_sensor"] == S1
         assert v["scene"] == "S2_20230906" and v["matched_scene"] == "S1_20230906"
         assert 0 <= v["heading_deg"] < 180 and 0 < v["score"] <= 1
-        assert any(k.startswith("s2_") for k in v) and v["length_m"] >= LARGE_VESSEL_M
+        assert v["length_m"] >= LARGE_VESSEL_M
+        # Self-contained: usable once separated from its file; no detector internals by default.
+        assert v["aoi"] == "rajin" and v["date"] == BERTHED.isoformat() and v["simulated"] is True
+        assert v["acquired"].startswith(BERTHED.isoformat()) and v["score_calibration"]
+        assert v["id"].startswith(f"rajin-{BERTHED.isoformat()}-vessel-")
+        assert rajin.geometry.contains(Point(v["lon"], v["lat"]))
+        assert not any(k.startswith(("s2_", "s1_")) for k in v)
+    assert len({v["id"] for v in vessels}) == 2
     stacks = [f for f in feats if f["properties"]["kind"] == "container_stack"]
     assert stacks and all(not f["properties"]["on_vessel"] for f in stacks)
+    for f in stacks:
+        p = f["properties"]
+        assert p["id"].startswith(f"rajin-{BERTHED.isoformat()}-stack-") and p["sensor"] == S2
+        assert p["date"] == BERTHED.isoformat() and p["acquired"] and p["simulated"] is True
     aoi_box = rajin.geometry.buffer(1e-3)
     for f in feats:
         g = shape(f["geometry"])

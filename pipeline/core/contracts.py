@@ -55,6 +55,11 @@ TIMESERIES_COLUMNS = (
     "portid", "portname", "date", "aoi", "role", "sensors", "scenes", "clear_fraction_s2",
     "clear_fraction_s1", "vessels", "vessels_at_berth", "large_vessels", "container_stack_area_m2",
     "teu_estimate", "teu_low", "teu_high", "simulated", "detector_version", "params_hash",
+    # Appended (earlier columns keep their positions): which counts mean something (core.observed).
+    # Counts of a date unusable for them are empty, never 0.
+    "usable", "usable_stacks", "usable_s2", "usable_s1",
+    "observed_fraction_s2", "observed_fraction_s2_berths", "observed_fraction_s2_yards",
+    "observed_fraction_s1", "observed_fraction_s1_berths",
 )
 LARGE_VESSEL_M = 80.0
 

@@ -10,7 +10,6 @@ reads no file contents.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -18,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+import filelock
 
 from .atomic import write_json_atomic
 from .errors import UserError
@@ -42,38 +43,42 @@ def params_hash(params: dict[str, Any]) -> str:
 
 
 class DirLock:
-    """Exclusive advisory lock on a data or output folder.
+    """Exclusive lock on a data or output folder, on every platform.
 
-    Uses ``flock`` on ``<dir>/.berthwatch/lock``, which the kernel releases when
-    the process dies, so a crashed run never leaves a stale lock behind.
+    A :class:`filelock.FileLock` on ``<dir>/.berthwatch/lock`` (``flock`` on
+    POSIX, ``msvcrt.locking`` on Windows), which the operating system
+    releases when the process dies, so a crashed run never leaves a stale
+    lock behind. The holder's pid is written to ``lock.pid`` beside it for
+    the message a second run prints.
     """
 
     def __init__(self, directory: Path):
         self.path = Path(directory) / MANIFEST_DIR / "lock"
-        self._fd: int | None = None
+        self._pid_path = self.path.with_name("lock.pid")
+        self._lock: filelock.BaseFileLock | None = None
 
     def __enter__(self) -> "DirLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = filelock.FileLock(self.path, timeout=0, is_singleton=False)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            lock.acquire()
+        except filelock.Timeout:
+            try:
+                holder = self._pid_path.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise UserError(
                 f"{self.path.parent.parent}: another berthwatch run (pid {holder}) is using this folder; "
                 "wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+        self._pid_path.write_text(str(os.getpid()))
+        self._lock = lock
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 @dataclass

@@ -16,8 +16,12 @@ from ...detectors import sar as det_sar
 from ...detectors import stacks as det_stacks
 from ..core.aoi import AOI, Grid
 from ..core.contracts import LARGE_VESSEL_M, S1, S2, TileRef
+from ..core import observed
 from ..core.geojson_io import feature, to_lonlat
+from ..core.observed import zone_fraction
 from ..core.manifest import params_hash
+from .features import stack_features as stack_features_of
+from .features import vessel_features as vessel_features_of
 from .params import DETECTOR_VERSION
 from .s2_reference import REFLECTANCE as S2_REFLECTANCE
 from .s2_reference import normalised_stack_bands, scl_codes, unchanged_since_median
@@ -33,6 +37,7 @@ class AoiContext:
     berth_zones: list
     to_lonlat: object
     reference: Reference
+    zone_masks: dict  # "berth"/"yard" -> mask of the AOI file's zones, when it draws them
 
 
 def aoi_context(aoi: AOI, reference: Reference) -> AoiContext:
@@ -40,26 +45,18 @@ def aoi_context(aoi: AOI, reference: Reference) -> AoiContext:
     geom_utm = aoi.to_crs(aoi.geometry, grid.crs)
     aoi_mask = rio_features.geometry_mask([geom_utm], (grid.height, grid.width), grid.transform, invert=True)
     zones = [aoi.to_crs(z.geometry, grid.crs) for z in aoi.zones_of("berth")]
-    return AoiContext(aoi, grid, aoi_mask, zones, to_lonlat(grid.crs), reference)
+    zone_masks = {}
+    for kind in ("berth", "yard"):
+        geoms = [aoi.to_crs(z.geometry, grid.crs) for z in aoi.zones_of(kind)]
+        if geoms:
+            zone_masks[kind] = rio_features.geometry_mask(geoms, (grid.height, grid.width), grid.transform,
+                                                          invert=True) & aoi_mask
+    return AoiContext(aoi, grid, aoi_mask, zones, to_lonlat(grid.crs), reference, zone_masks)
 
 
 def _fraction(mask: np.ndarray, within: np.ndarray) -> float:
     n = int(within.sum())
     return float((mask & within).sum() / n) if n else 0.0
-
-
-def _prefixed(prefix: str, attrs: dict) -> dict:
-    out = {}
-    for k, v in attrs.items():
-        if k in ("sensors", "merged_from", "scene", "distance_to_land_m"):
-            continue
-        if isinstance(v, (list, tuple)):
-            v = ",".join(str(x) for x in v)
-        out[f"{prefix}{k}"] = v
-    return out
-
-
-SENSOR_PREFIX = {S2: "s2_", S1: "s1_"}
 
 
 class StepClock:
@@ -81,11 +78,23 @@ class StepClock:
             self.timings[self._step] = self.timings.get(self._step, 0.0) + time.perf_counter() - self._t0
 
 
+def observed_zones(ctx: AoiContext, water: np.ndarray, land: np.ndarray) -> dict[str, np.ndarray | None]:
+    """The masks whose clear share decides whether a date is usable (:mod:`..core.observed`)."""
+    berths = ctx.zone_masks.get("berth")
+    if berths is None:
+        berths = observed.berth_band(water, land, ctx.grid.resolution) & ctx.aoi_mask
+    yards = ctx.zone_masks.get("yard")
+    if yards is None and ctx.reference.optical is not None and ctx.reference.optical.yards.any():
+        yards = ctx.reference.optical.yards & ctx.aoi_mask
+    return {"aoi": ctx.aoi_mask, "berths": berths if berths.any() else None, "yards": yards}
+
+
 def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dict,
-                    timings: dict | None = None) -> list[dict]:
+                    timings: dict | None = None, debug_features: bool = False) -> list[dict]:
     """Detections of one AOI and date as GeoJSON features (summary first).
 
-    ``timings``, when given, receives the seconds spent per step.
+    ``timings``, when given, receives the seconds spent per step; ``debug_features``
+    keeps the detectors' internals in the features (:mod:`.features`).
     """
     clock = StepClock(timings)
     grid, tr = ctx.grid, ctx.grid.transform
@@ -157,31 +166,14 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
                                                     **params["merge"])
         vessels = det_berth.flag_at_berth(vessels, land, tr, berth_zones=ctx.berth_zones, **params["berth"])
 
-    project = ctx.to_lonlat
-    vessel_features = []
-    for v in vessels:
-        props = {"kind": "vessel", "length_m": v.length_m, "width_m": v.width_m, "heading_deg": v.heading_deg,
-                 "area_m2": v.area_m2, "score": v.score, "at_berth": v.at_berth, "sensor": v.sensor,
-                 "scene": v.attributes.get("scene"), "sensors": list(v.attributes.get("sensors", [v.sensor])),
-                 "distance_to_land_m": v.attributes.get("distance_to_land_m")}
-        other = v.attributes.get("merged_from")
-        if other:
-            props.update(matched_sensor=other["sensor"], matched_length_m=other["length_m"],
-                         matched_offset_m=float(np.hypot(other["x"] - v.x, other["y"] - v.y)),
-                         matched_scene=scenes[other["sensor"]].scene_at(other["x"], other["y"], tr)
-                         if other["sensor"] in scenes else None)
-        props.update(_prefixed(SENSOR_PREFIX.get(v.sensor, ""), v.attributes))
-        vessel_features.append(feature(project(v.outline), props))
-    stack_features = []
-    for st in stacks:
-        props = {"kind": "container_stack", "area_m2": st.area_m2, "teu_estimate": st.teu_estimate,
-                 "teu_low": st.teu_low, "teu_high": st.teu_high, "on_vessel": st.on_vessel,
-                 "scene": scenes[S2].scene_ids[0] if len(scenes[S2].scene_ids) == 1 else
-                 ",".join(scenes[S2].scene_ids)}
-        props.update(st.attributes)
-        stack_features.append(feature(project(st.outline), props))
-
     items = [it for s in scenes.values() for it in s.items]
+    acquired = {it.get("id"): it.get("properties", {}).get("datetime") for it in items}
+    simulated = any(bool(it.get("properties", {}).get("berthwatch:simulated", False)) for it in items)
+    common = {"aoi": ctx.aoi.id, "date": date.isoformat(), "simulated": simulated}
+    vessel_features = vessel_features_of(vessels, scenes, tr, ctx.to_lonlat, common, acquired, debug_features)
+    stack_features = stack_features_of(stacks, scenes[S2].scene_ids if S2 in scenes else [], ctx.to_lonlat,
+                                       common, acquired, debug_features)
+    zones = observed_zones(ctx, domain, land)
     summary = {
         "kind": "aoi_summary",
         "aoi": ctx.aoi.id,
@@ -190,8 +182,11 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
         "date": date.isoformat(),
         "sensors": list(scenes),
         "scenes": [sid for s in scenes.values() for sid in s.scene_ids],
-        "acquired": {it.get("id"): it.get("properties", {}).get("datetime") for it in items},
+        "acquired": acquired,
         "clear_fraction": {sensor: _fraction(s.clear, ctx.aoi_mask) for sensor, s in scenes.items()},
+        # Clear share of the AOI, its berths and its yards per sensor (pipeline.core.observed).
+        "observed_fraction": {sensor: {z: zone_fraction(s.clear, m) for z, m in zones.items()}
+                              for sensor, s in scenes.items()},
         "vessels": len(vessels),
         "vessels_at_berth": sum(v.at_berth for v in vessels),
         "large_vessels": sum(v.length_m >= LARGE_VESSEL_M for v in vessels),
@@ -207,8 +202,9 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
         "s2_normalisation": normalisation if stack_stats else None,
         "water_reference": "time-series" if ref.water is not None else "single-scene",
         "reference_dates": ref.n_dates,
-        "simulated": any(bool(it.get("properties", {}).get("berthwatch:simulated", False)) for it in items),
+        "simulated": simulated,
         "detector_version": DETECTOR_VERSION,
         "params_hash": params_hash(params),
     }
+    summary["usable"] = observed.usable(summary)
     return [feature(ctx.aoi.geometry, summary)] + vessel_features + stack_features

@@ -83,6 +83,7 @@ from ..core.manifest import DirLock, Manifest, Task, params_hash, run_tasks
 from ..core.options import RunOptions, progress
 from ..core.engine import Engine, default_workers, engine_from_options
 from .aoi_date import AoiContext, aoi_context, detect_aoi_date
+from .geopackage import write_geopackage
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
 from .timeseries import write_timeseries
 from .water_reference import Reference, ReferenceStore
@@ -101,7 +102,8 @@ def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dic
 
     def run(task: Task) -> None:
         future = futures.pop(key, None)
-        feats = future.result() if future is not None else detect_aoi_date(ctx, date, tiles, params)
+        feats = future.result() if future is not None else detect_aoi_date(
+            ctx, date, tiles, params, debug_features=fixed["debug_features"])
         write_feature_collection(out, feats)
 
     task = Task(key, [out], inputs, {**fixed, "reference": "time-series" if ctx.reference.path else "single-scene"},
@@ -114,18 +116,19 @@ _worker_contexts: dict = {}
 _worker_lock = threading.Lock()
 
 
-def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict) -> list:
+def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict,
+                      debug_features: bool = False) -> list:
     ctx_key = (aoi.id, reference.digest, reference.n_dates, reference.optical.digest if reference.optical else None)
     with _worker_lock:  # a Dask worker may run several tasks in threads
         ctx = _worker_contexts.get(ctx_key)
         if ctx is None:
             _worker_contexts.clear()
             ctx = _worker_contexts[ctx_key] = aoi_context(aoi, reference)
-    return detect_aoi_date(ctx, date, tiles, params)
+    return detect_aoi_date(ctx, date, tiles, params, debug_features=debug_features)
 
 
 def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, engine: Engine, params: dict,
-                  futures: dict) -> None:
+                  futures: dict, debug_features: bool = False) -> None:
     """Start the dates that need computing on the engine (nothing when not worth it).
 
     The results come back as feature lists and are written (atomically) by
@@ -135,7 +138,8 @@ def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, engine: En
     stale = [t for t in tasks if force or not manifest.is_current(t)]
     if not engine.parallel(len(stale)):
         return
-    args = [(t.meta["aoi"], t.meta["reference"], t.meta["date"], t.meta["tiles"], params) for t in stale]
+    args = [(t.meta["aoi"], t.meta["reference"], t.meta["date"], t.meta["tiles"], params, debug_features)
+            for t in stale]
     for t, future in zip(stale, engine.submit_all(_detect_in_worker, args, preload=__name__,
                                                   shared=(0, 1))):
         futures[t.key] = future
@@ -147,8 +151,9 @@ def run_detect(opts: RunOptions) -> int:
     if not (data_dir / "tiles").is_dir():
         raise UserError(f"{data_dir}: no tiles folder; run `berthwatch fetch` first (or pass --data-dir)")
     params = detector_params((opts.extra or {}).get("detector_params"))
+    # debug_features changes what the files hold, so it is part of each output's parameters.
     fixed = {"stage": STAGE, "detector_version": DETECTOR_VERSION, "params_hash": params_hash(params),
-             "code": detector_code_digest()}
+             "code": detector_code_digest(), "debug_features": bool((opts.extra or {}).get("debug_features"))}
     out_dir.mkdir(parents=True, exist_ok=True)
     with DirLock(out_dir), contextlib.ExitStack() as stack:
         manifest = Manifest(out_dir, STAGE)
@@ -168,7 +173,7 @@ def run_detect(opts: RunOptions) -> int:
             tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
         removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
         manifest.save()
-        _submit_stale(tasks, manifest, opts.force, engine, params, futures)
+        _submit_stale(tasks, manifest, opts.force, engine, params, futures, fixed["debug_features"])
         result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
         stack.close()  # release the workers before the table is rebuilt
         for key in result.failed:
@@ -181,6 +186,7 @@ def run_detect(opts: RunOptions) -> int:
         # Outputs pruned because the reference mask appeared or vanished were just recomputed.
         result.removed += [r for r in removed if not (out_dir / r).exists()]
         n_rows = write_timeseries(out_dir)
+        write_geopackage(out_dir)
     log.info("detect: %d done, %d up to date, %d failed, %d removed; %s has %d rows",
              len(result.done), len(result.skipped), len(result.failed), len(result.removed),
              timeseries_path(out_dir), n_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..core import observed
 from ..core.contracts import S1, S2, TIMESERIES_COLUMNS, timeseries_path
 from ..core.errors import UserError
 from ..core.geojson_io import read_detections, write_csv
@@ -12,8 +13,17 @@ from ..core.geojson_io import read_detections, write_csv
 log = logging.getLogger(__name__)
 
 
+def _bool(value) -> str:
+    return "true" if value else "false"
+
+
 def timeseries_rows(out_dir: Path) -> list[dict]:
-    """One row per detection file under ``<out>/detections``, sorted by AOI and date."""
+    """One row per detection file under ``<out>/detections``, sorted by AOI and date.
+
+    Counts of a date that is not usable for them (:func:`..core.observed.usable`:
+    too little of the AOI, its berths or its yards seen clearly) are left empty:
+    unobserved is missing, never 0. ``usable*`` and ``observed_fraction*`` say why.
+    """
     rows = []
     for path in sorted((Path(out_dir) / "detections").glob("*/*.geojson")):
         try:
@@ -22,14 +32,25 @@ def timeseries_rows(out_dir: Path) -> list[dict]:
             log.warning("timeseries leaves out %s", exc)
             continue
         cf = s.get("clear_fraction") or {}
-        rows.append({
+        fr = observed.summary_fractions(s)
+        ok = observed.usable(s)
+        row = {
             "portid": s["aoi"], "portname": s.get("aoi_name") or s["aoi"], "date": s["date"], "aoi": s["aoi"],
             "role": s.get("role"), "sensors": ";".join(s["sensors"]), "scenes": ";".join(s["scenes"]),
             "clear_fraction_s2": cf.get(S2), "clear_fraction_s1": cf.get(S1),
             **{k: s.get(k) for k in ("vessels", "vessels_at_berth", "large_vessels", "container_stack_area_m2",
                                      "teu_estimate", "teu_low", "teu_high", "detector_version", "params_hash")},
-            "simulated": "true" if s.get("simulated") else "false",
-        })
+            "simulated": _bool(s.get("simulated")),
+            "usable": _bool(ok["vessels"]), "usable_stacks": _bool(ok["stacks"]),
+            "usable_s2": _bool(ok.get(S2, False)), "usable_s1": _bool(ok.get(S1, False)),
+        }
+        for sensor, tag in ((S2, "s2"), (S1, "s1")):
+            zones = fr.get(sensor) or {}
+            row[f"observed_fraction_{tag}"] = zones.get("aoi")
+            row[f"observed_fraction_{tag}_berths"] = zones.get("berths")
+            if sensor == S2:
+                row["observed_fraction_s2_yards"] = zones.get("yards")
+        rows.append(observed.blank_unusable(row, ok))
     return rows
 
 

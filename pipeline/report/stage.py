@@ -27,6 +27,7 @@ from . import analysis as an
 from ..core.aoi import AOI, available_aois
 from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..core.claims import Claim
+from ..core import observed
 from ..core.contracts import S1, S2, report_dir, timeseries_path
 from ..core.errors import UserError
 from ..core.geojson_io import read_detections
@@ -86,7 +87,8 @@ def observation_from_file(path: Path) -> tuple[an.Observation, list[dict], dict]
         aoi=str(summary["aoi"]), date=date, sensors=tuple(summary.get("sensors") or ()),
         clear={str(k): float(v) for k, v in clear.items() if v is not None}, vessels=vessels,
         stack_area_m2=None if area is None else float(area), teu=teu,
-        simulated=bool(summary.get("simulated", False)), source=str(path))
+        simulated=bool(summary.get("simulated", False)), source=str(path),
+        zones={s: z for s, z in observed.summary_fractions(summary).items() if isinstance(z, dict)})
     meta = {"detector_version": summary.get("detector_version"), "params_hash": summary.get("params_hash"),
             "water_reference": summary.get("water_reference")}
     return obs, feats, meta

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..core.contracts import LARGE_VESSEL_M, report_dir
@@ -92,9 +93,10 @@ def plot_activity(ts: pd.DataFrame, summary: dict, aois=None):
     Returns
     -------
     matplotlib.figure.Figure
-        Two panels per AOI: vessel counts (hollow markers: less than half the
-        AOI clear in every image of the date) with the detected port calls as
-        bars, and TEU with its range.
+        Two panels per AOI: vessel counts of usable dates
+        (:mod:`..core.observed`; unusable dates as hollow markers below zero,
+        their counts being unknown) with the detected port calls as bars, and
+        TEU with its range.
     """
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
@@ -107,24 +109,34 @@ def plot_activity(ts: pd.DataFrame, summary: dict, aois=None):
     for i, aoi in enumerate(aois):
         ax_v, ax_t = axes[2 * i], axes[2 * i + 1]
         d = ts[ts["aoi"] == aoi]
-        clear = d[["clear_fraction_s2", "clear_fraction_s1"]].max(axis=1).fillna(0.0) >= 0.5
+        usable = d["usable"] if "usable" in d else \
+            d[["clear_fraction_s2", "clear_fraction_s1"]].max(axis=1).fillna(0.0) >= 0.6
         for ax in (ax_v, ax_t):
             ax.axvspan(pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1), color=WINDOW_COLOR,
                        alpha=0.6, lw=0, zorder=0, label="claim window" if ax is ax_v else None)
         for col, marker, color, label in (("vessels_at_berth", "o", "#475569", "vessels at berth"),
                                           ("large_vessels", "D", "#b91c1c",
                                            f"large vessels (>= {LARGE_VESSEL_M:g} m)")):
-            ax_v.plot(d["date"][clear], d[col][clear], marker, color=color, ms=5, ls="none", label=label)
-            ax_v.plot(d["date"][~clear], d[col][~clear], marker, mfc="white", mec=color, ms=5, ls="none")
+            ax_v.plot(d["date"][usable], d[col][usable], marker, color=color, ms=5, ls="none", label=label)
+        # Unusable dates have no count (NaN, never 0): a hollow mark below the axis says "looked, saw too little".
+        if (~usable).any():
+            ax_v.plot(d["date"][~usable], np.full(int((~usable).sum()), -0.7), "o", mfc="white", mec="#6b7280",
+                      ms=5, ls="none", label="date not usable (cloud): count unknown")
+        stack_dates = d[d["clear_fraction_s2"].notna()]
+        no_stack = stack_dates[~stack_dates["usable_stacks"]] if "usable_stacks" in d else stack_dates.iloc[:0]
+        if len(no_stack):
+            ax_t.plot(no_stack["date"], np.zeros(len(no_stack)), "o", mfc="white", mec="#c2410c", ms=4, ls="none",
+                      clip_on=False, label="Sentinel-2 date not usable for stacks")
         for k, call in enumerate(c for c in summary.get("port_calls", []) if c["aoi"] == aoi):
             seen = [pd.Timestamp(x) for x in call["seen"]]
             if not seen:
                 continue
             ax_v.plot([seen[0], seen[-1] + pd.Timedelta(days=1)], [-0.4, -0.4], lw=5, color="#2563eb", solid_capstyle="butt",
                       label="port call (seen at berth)" if k == 0 else None)
-        ax_v.set_ylim(bottom=-0.8)
+        ax_v.set_ylim(bottom=-1.0)
         ax_v.set_ylabel("vessels")
-        ax_v.set_title(f"{aoi}: detections per observation date (hollow: mostly cloudy)", loc="left", fontsize=10)
+        ax_v.set_title(f"{aoi}: detections per usable observation date (hollow: not usable, count unknown)",
+                       loc="left", fontsize=10)
         ax_v.legend(loc="upper left", fontsize=7, ncol=4, frameon=False)
         t = d.dropna(subset=["teu_estimate"])
         if len(t):
@@ -132,6 +144,7 @@ def plot_activity(ts: pd.DataFrame, summary: dict, aois=None):
                                                               t["teu_high"] - t["teu_estimate"]],
                           fmt="o", ms=4, color="#c2410c", ecolor="#fdba74", capsize=2,
                           label="container stacks (TEU, range)")
+        if len(t) or len(no_stack):
             ax_t.legend(loc="upper left", fontsize=7, frameon=False)
         ax_t.set_ylabel("TEU")
         ax_t.set_ylim(bottom=0)

@@ -174,7 +174,9 @@ def load_detections_gdf(out_dir: Path, aoi: str, date, crs=None) -> gpd.GeoDataF
 
 
 def load_timeseries(out_dir: Path) -> pd.DataFrame:
-    """``timeseries.csv`` with ``date`` as datetime64 and ``simulated`` as bool.
+    """``timeseries.csv`` with ``date`` as datetime64 and ``simulated``, ``usable*`` as bool.
+
+    Counts of dates that are not usable are NaN (unobserved, not 0).
 
     Raises
     ------
@@ -185,7 +187,9 @@ def load_timeseries(out_dir: Path) -> pd.DataFrame:
     if not path.exists():
         raise UserError(f"{path}: no time series; run `berthwatch detect` (or `make demo`) first")
     ts = pd.read_csv(path, parse_dates=["date"])
-    ts["simulated"] = ts["simulated"].astype(str).str.lower().eq("true")
+    for col in ("simulated", "usable", "usable_stacks", "usable_s2", "usable_s1"):
+        if col in ts:
+            ts[col] = ts[col].astype(str).str.lower().eq("true")
     return ts.sort_values(["aoi", "date"]).reset_index(drop=True)
 
 

@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ...core import observed
 from ...core.contracts import S2
 from .params import AnalysisParams
 
@@ -45,18 +46,27 @@ class Observation:
     teu: tuple[float, float, float] | None = None  # estimate, low, high
     simulated: bool = False
     source: str = ""
+    #: ``{sensor: {zone: clear fraction}}`` (AOI, berths, yards; :mod:`...core.observed`).
+    zones: dict[str, dict] = field(default_factory=dict)
 
     @property
     def clear_fraction(self) -> float:
         return max(self.clear.values(), default=0.0)
 
+    def sensor_zones(self, sensor: str) -> dict:
+        return self.zones.get(sensor) or ({"aoi": self.clear[sensor]} if sensor in self.clear else {})
+
+    def sensor_usable(self, sensor: str, p: AnalysisParams) -> bool:
+        """The rule of :func:`...core.observed.usable_for_vessels` for one sensor."""
+        return observed.usable_for_vessels(self.sensor_zones(sensor), p.min_clear)
+
     def usable(self, p: AnalysisParams) -> bool:
-        """Whether a vessel missing on this date means the vessel was absent."""
-        return self.clear_fraction >= p.min_clear
+        """Whether a vessel missing on this date means the vessel was absent (AOI and berths clear)."""
+        return any(self.sensor_usable(s, p) for s in self.clear)
 
     def stack_usable(self, p: AnalysisParams) -> bool:
-        """Container stacks are measured on Sentinel-2 only."""
-        return self.clear.get(S2, 0.0) >= p.min_clear and self.stack_area_m2 is not None
+        """Container stacks are measured on Sentinel-2 only (AOI and yards clear)."""
+        return observed.usable_for_stacks(self.sensor_zones(S2), p.min_clear) and self.stack_area_m2 is not None
 
     def large_at_berth(self, p: AnalysisParams) -> list[VesselSighting]:
         return [v for v in self.vessels if v.at_berth and v.length_m >= p.large_vessel_m]
@@ -81,7 +91,7 @@ def coverage(observations: Sequence[Observation], window: tuple[dt.date, dt.date
     Returns ``{aoi: {sensor: {in_window, usable_in_window, before, usable_before,
     after, usable_after, baseline, usable_baseline, dates: [(date, clear)]}}}``,
     where *baseline* = before + after. A date is usable for a sensor when that
-    sensor's clear fraction reaches ``min_clear``.
+    sensor saw at least ``min_clear`` of the AOI and of its berths clearly.
     """
     out: dict[str, dict[str, dict]] = {}
     for aoi, obs in by_aoi(observations).items():
@@ -95,7 +105,7 @@ def coverage(observations: Sequence[Observation], window: tuple[dt.date, dt.date
                 if s not in o.clear:
                     continue
                 part = "in_window" if in_window(o.date, window) else ("before" if o.date < window[0] else "after")
-                ok = o.clear[s] >= p.min_clear
+                ok = o.sensor_usable(s, p)
                 row[part] += 1
                 row[f"usable_{part}"] += ok
                 row["dates"].append((o.date, o.clear[s]))
