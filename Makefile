@@ -57,7 +57,7 @@ detect: $(STAMP)
 	$(BIN)/berthwatch detect $(RANGE) --sensor $(SENSOR) --data-dir $(DATA) --out-dir $(OUT) $(ENGINE) $(PARAMS_OPT) $(DETECT_OPTS)
 
 report: $(STAMP)
-	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT) $(PARAMS_OPT)
+	$(BIN)/berthwatch report $(RANGE) --claim $(CLAIM) --out-dir $(OUT) --data-dir $(DATA) $(PARAMS_OPT)
 
 run: $(STAMP)
 	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(ENGINE) $(PARAMS_OPT) \

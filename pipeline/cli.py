@@ -198,12 +198,14 @@ ClaimOpt = typer.Option("us-nsc-2023-10-13", "--claim", help="Claim YAML path or
 def report(
     claim: str = ClaimOpt, aoi: Optional[List[str]] = AoiOpt, start: Optional[str] = StartOpt,
     end: Optional[str] = EndOpt, out_dir: Path = OutOpt, params: Optional[Path] = ParamsOpt,
+    data_dir: Path = typer.Option(Path("data"), "--data-dir",
+                                  help="Folder of tiles, for the report's image of every date."),
 ) -> None:
     """Compare observed activity with a claim; write the HTML/Markdown/JSON report."""
     def body():
         from .core.claims import resolve_claim
 
-        opts = _options(aoi, start, end, None, Path("data"), out_dir, params=params)
+        opts = _options(aoi, start, end, None, data_dir, out_dir, params=params)
         the_claim = resolve_claim(claim)
         from .report import run_report
 

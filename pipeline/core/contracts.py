@@ -87,6 +87,11 @@ def timeseries_path(out_dir: Path) -> Path:
     return Path(out_dir) / "timeseries.csv"
 
 
+def median_composite_path(out_dir: Path, aoi: str) -> Path:
+    """The AOI's Sentinel-2 per-band median composite written by detect (the report's basemap)."""
+    return Path(out_dir) / ".berthwatch" / "reference" / f"{aoi}-s2-median.tif"
+
+
 def report_dir(out_dir: Path) -> Path:
     return Path(out_dir) / "report"
 

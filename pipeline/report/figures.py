@@ -5,8 +5,9 @@
   (filled = usable, hollow = cloudy);
 * a voyage timeline between the AOIs (port calls as bars with their arrival and
   departure brackets, voyages as arrows);
-* a map of the detections of one date per AOI, drawn without imagery (the
-  report reads only detections), with a scale bar.
+* a map of the detections of one date per AOI over the AOI's Sentinel-2
+  median composite (the detect stage's reference, :mod:`.basemap`; a blank
+  background when there is none), with a scale bar.
 """
 
 from __future__ import annotations
@@ -209,8 +210,13 @@ def map_figure(r) -> bytes:
         obj = r.aoi_objects.get(aoi)
         d = r.map_dates.get(aoi)
         feats = r.features.get((aoi, d), []) if d else []
+        basemap = r.basemaps.get(aoi)
+        if basemap is not None:
+            w, s, e, n = basemap.extent
+            ax.imshow(basemap.rgba, extent=(w, e, s, n), origin="upper", interpolation="nearest", zorder=0)
         if obj is not None:
-            _draw_geom(ax, obj.geometry, fill=False, ec="#111827", lw=1.2, ls="--")
+            _draw_geom(ax, obj.geometry, fill=False, ec="white" if basemap is not None else "#111827", lw=1.2,
+                       ls="--")
             bounds = obj.geometry.bounds
         else:
             geoms = [shape(f["geometry"]) for f in feats]
@@ -263,9 +269,11 @@ def map_figure(r) -> bytes:
                         Patch(fc="#fb923c", ec="#c2410c", label="container stack"),
                         Patch(fill=False, ec="#111827", ls="--", label="AOI")],
                loc="lower center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Detections drawn without imagery (the report reads only detections; no basemap). "
-                 "Zoomed to the detections; dashed: AOI outline", fontsize=9,
-                 y=1.0)
+    with_image = [a for a in r.aois if a in r.basemaps]
+    background = ("over the AOI's Sentinel-2 median composite (true colour, all dates)" if with_image else
+                  "on a blank background (no Sentinel-2 median composite)")
+    fig.suptitle(f"Detections of one date {background}. Zoomed to the detections; dashed: AOI outline",
+                 fontsize=9, y=1.0)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return _png(fig)
 

@@ -24,11 +24,14 @@ from shapely.geometry import mapping, shape
 from berthwatch import __version__
 
 from . import analysis as an
+from . import evidence as ev
+from .accuracy import load_accuracy
+from .basemap import load_basemap
 from ..core.aoi import AOI, available_aois
 from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..core.claims import Claim
 from ..core import observed
-from ..core.contracts import S1, S2, report_dir, timeseries_path
+from ..core.contracts import S1, S2, median_composite_path, report_dir, timeseries_path
 from ..core.errors import UserError
 from ..core.geojson_io import read_detections
 from ..core.manifest import DirLock, Manifest, Task, run_tasks
@@ -129,6 +132,13 @@ class ReportData:
     period: tuple[dt.date, dt.date]
     map_dates: dict[str, dt.date | None] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # What lets a reader check the numbers (.evidence): filled by run_report.
+    thumbnails: list = field(default_factory=list)   # contact sheet entries
+    no_image: list = field(default_factory=list)     # (aoi, date) without tiles to draw
+    vessels: list = field(default_factory=list)      # the vessel table
+    accuracy: list = field(default_factory=list)     # the detectors' measured accuracy (.accuracy)
+    links: list = field(default_factory=list)        # every data file, relative to the report
+    basemaps: dict = field(default_factory=dict)     # aoi -> .basemap.Basemap (median composite)
 
 
 def analyse(claim: Claim, observations: list[an.Observation], features: dict, aois: list[str],
@@ -276,6 +286,10 @@ def map_geojson(r: ReportData) -> dict:
                     props["large"] = bool(props.get("at_berth")) and (props.get("length_m") or 0) >= r.params.large_vessel_m
                 feats.append({"type": "Feature", "properties": props, "geometry": f["geometry"]})
         layers[aoi] = {"date": d.isoformat() if d else None, "type": "FeatureCollection", "features": feats}
+        basemap = r.basemaps.get(aoi)
+        if basemap is not None:  # an image layer: the median composite, embedded, no tile server
+            w, s, e, n = basemap.extent
+            layers[aoi]["basemap"] = {"url": _data_uri(basemap.png()), "bounds": [[s, w], [n, e]]}
     return layers
 
 
@@ -298,8 +312,10 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
 
 def write_report(r: ReportData, dest: Path) -> Path:
     from . import figures as figs
+    from .stamp import stamp_png
 
-    pngs = figs.all_figures(r)
+    pngs = {name: stamp_png(data, r.simulated, f"berthwatch report figure {name}, claim {r.claim.id}")
+            for name, data in figs.all_figures(r).items()}
     html, md, summary = render(r, pngs)
     for name, data in pngs.items():
         write_bytes_atomic(dest / name, data)
@@ -355,10 +371,24 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
     aoi_objects = {a: known[a] for a in aois if a in known}
     outputs = [dest / n for n in ("index.html", "report.md", "summary.json", "voyages.png", "map.png")]
     outputs += [dest / f"timeseries-{a}.png" for a in aois]
+    # The contact sheet's images are drawn from the tiles, and the maps over the median composite.
+    thumbs = ev.planned_thumbnails([(f.parent.name, dt.date.fromisoformat(f.stem)) for f in files],
+                                   Path(opts.data_dir), dest)
+    outputs += ev.thumbnail_outputs(thumbs)
+    inputs += ev.thumbnail_inputs(thumbs)
+    inputs += [m for a in aois if (m := median_composite_path(out, a)).exists()]
 
     def run(_task: Task) -> None:
         observations, features, meta = load_observations(files)
         r = analyse(claim, observations, features, aois, aoi_objects, p, meta)
+        r.thumbnails = ev.write_thumbnails(thumbs, observations, features, aoi_objects, p, dest)
+        r.no_image = ev.dates_without_tiles(observations, r.thumbnails)
+        r.vessels = ev.vessel_rows(observations, features, p)
+        r.accuracy = load_accuracy(out / "validate")
+        r.basemaps = {a: b for a in aois if (b := load_basemap(out, a)) is not None}
+        r.links = ev.data_links(out, dest, observations,
+                                {f"Sentinel-2 median composite of {a} (GeoTIFF, the maps' background)": b.source
+                                 for a, b in r.basemaps.items()})
         write_report(r, dest)
 
     task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,

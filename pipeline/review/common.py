@@ -93,6 +93,29 @@ def default_out_dir(default: str | Path = "../demo-out") -> Path:
     return Path(os.environ.get("BERTHWATCH_OUT_DIR") or default)
 
 
+def notebook_dirs(notebooks_dir: str | Path = ".") -> tuple[Path, Path]:
+    """``(OUT_DIR, DATA_DIR)`` the notebooks review, from the environment or the Makefile's layout.
+
+    ``$BERTHWATCH_OUT_DIR`` and ``$BERTHWATCH_DATA_DIR`` when set. Otherwise the
+    output folder is ``../out`` (``make run``/``make detect``) when it holds a
+    ``timeseries.csv``, else ``../demo-out`` (``make demo``), relative to
+    ``notebooks/``; and the tiles are ``<out>/data`` when that exists (the
+    demo fetches there), else the ``data`` folder beside the output folder
+    (``make fetch`` writes ``data/`` and ``out/`` side by side).
+    """
+    here = Path(notebooks_dir)
+    env_out, env_data = os.environ.get("BERTHWATCH_OUT_DIR"), os.environ.get("BERTHWATCH_DATA_DIR")
+    if env_out:
+        out = Path(env_out)
+    else:
+        out = here / "../out" if (here / "../out" / "timeseries.csv").exists() else here / "../demo-out"
+    if env_data:
+        data = Path(env_data)
+    else:
+        data = out / "data" if (out / "data" / "tiles").is_dir() else out.parent / "data"
+    return out, data
+
+
 def aoi_by_id(aoi: str) -> AOI:
     """The built-in AOI ``aoi``; :class:`UserError` naming the known ones otherwise."""
     known = available_aois()
