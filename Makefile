@@ -17,6 +17,8 @@ PYTEST_ARGS ?=
 PARAMS ?=
 SCHEDULER ?= processes
 WORKERS ?= 0
+SINCE  ?=
+UPDATE_ARGS ?=
 
 RANGE = --start $(START) --end $(END) --aoi $(AOI)
 PARAMS_OPT = $(if $(PARAMS),--params $(PARAMS))
@@ -32,7 +34,7 @@ FETCH_OPTS = --endpoint $(ENDPOINT) $(if $(DRY_RUN),--dry-run) $(if $(MAX_CLOUD)
              $(if $(ORBIT),--orbit $(ORBIT)) $(if $(FORCE),--force)
 DETECT_OPTS = $(if $(FORCE),--force) $(if $(DEBUG_FEATURES),--debug-features)
 
-.PHONY: setup demo test fetch detect report run validate notebooks bench clean
+.PHONY: setup demo test fetch detect report run update validate notebooks bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +64,13 @@ report: $(STAMP)
 run: $(STAMP)
 	$(BIN)/berthwatch run $(RANGE) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) --claim $(CLAIM) $(ENGINE) $(PARAMS_OPT) \
 	  $(FETCH_OPTS) $(if $(DEBUG_FEATURES),--debug-features)
+
+# The nightly watch: only what is new since the last processed acquisition (README, "Watching ports every night").
+update: $(STAMP)
+	$(BIN)/berthwatch update --aoi $(AOI) --sensor $(SENSOR) --source $(SOURCE) --data-dir $(DATA) --out-dir $(OUT) \
+	  --claim $(CLAIM) $(if $(SINCE),--since $(SINCE)) $(ENGINE) $(PARAMS_OPT) \
+	  --endpoint $(ENDPOINT) $(if $(DRY_RUN),--dry-run) $(if $(MAX_CLOUD),--max-cloud $(MAX_CLOUD)) \
+	  $(if $(ORBIT),--orbit $(ORBIT)) $(UPDATE_ARGS)
 
 validate: $(STAMP)
 	$(BIN)/berthwatch validate sen2ships $(DATASETS)/sen2ships --out $(OUT)/validate/sen2ships --cross-validate

@@ -259,6 +259,58 @@ def run(
 
 
 @app.command()
+def update(
+    aoi: Optional[List[str]] = AoiOpt, sensor: Optional[List[str]] = SensorOpt, source: str = SourceOpt,
+    data_dir: Path = DataOpt, out_dir: Path = OutOpt, claim: str = ClaimOpt,
+    endpoint: str = EndpointOpt, catalog: Optional[Path] = CatalogOpt, stac_api: Optional[str] = StacApiOpt,
+    max_cloud: float = MaxCloudOpt, orbit: Optional[str] = OrbitOpt,
+    run_date: Optional[str] = typer.Option(None, "--run-date", help="The night processed, YYYY-MM-DD: the last "
+                                           "date fetched and the change file's name (default: today, UTC)."),
+    since: Optional[str] = typer.Option(None, "--since", help="First date to fetch for an AOI and sensor with "
+                                        "nothing processed yet (default: 30 days before --run-date)."),
+    lookback_days: int = typer.Option(5, "--lookback-days", min=0, max=365,
+                                      help="Days before the last processed acquisition searched again."),
+    fail_on_change: bool = typer.Option(False, "--fail-on-change",
+                                        help="Exit 3 when something notable changed (arrival, departure, "
+                                             "yard step, verdict)."),
+    keep_going: bool = typer.Option(False, "--keep-going", help="Detect and report what was fetched even "
+                                    "when some tiles failed (exit 1 all the same)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the fetch windows, scenes and processing units; "
+                                 "change nothing."),
+    workers: int = typer.Option(0, "--workers", min=0, max=1024,
+                                help="Detection workers and concurrent downloads (as for `run`)."),
+    scheduler: str = SchedulerOpt, params: Optional[Path] = ParamsOpt,
+) -> None:
+    """The nightly run: fetch new acquisitions, detect, report, write <out>/changes/<run-date>.md and .json.
+
+    Exit codes: 0 done; 3 something notable changed (with --fail-on-change); 1 failure (a failed
+    fetch leaves detections, report and change summaries as they were); 2 usage error.
+    """
+    def body():
+        from .core.claims import resolve_claim
+        from .core.engine import parse_scheduler
+
+        opts = _options(aoi, None, None, sensor, data_dir, out_dir, source, params=params)
+        opts.extra["scheduler"] = parse_scheduler(scheduler)
+        if workers:
+            opts.extra["workers"] = workers
+        day = _parse_date(run_date, "--run-date") or dt.datetime.now(dt.timezone.utc).date()
+        first = _parse_date(since, "--since")
+        if first and first > day:
+            raise UsageError(f"--since {first} is after --run-date {day}")
+        the_claim = resolve_claim(claim)
+        from .fetch import FetchSettings
+        from .update import UpdateSettings, run_update
+
+        fetch = FetchSettings(endpoint=endpoint, catalog=catalog, stac_api=stac_api, max_cloud=max_cloud,
+                              orbit=orbit, workers=min(workers or 4, 32))
+        return run_update(opts, the_claim, UpdateSettings(
+            run_date=day, since=first, lookback_days=lookback_days, fail_on_change=fail_on_change,
+            keep_going=keep_going, dry_run=dry_run, fetch=fetch))
+    _guard(body)
+
+
+@app.command()
 def sample(
     scenario: Optional[Path] = typer.Option(None, "--scenario", help="Scenario YAML (default: orient-express-2023)."),
     data_dir: Path = typer.Option(Path("data/sample"), "--data-dir", help="Where the simulated catalog goes."),

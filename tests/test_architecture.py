@@ -31,6 +31,8 @@ ALLOWED = {
     **{stage: {"core", "detectors", "berthwatch"} for stage in STAGES},
     "simulation": {"core", "berthwatch"},
     "review": {"core", "detectors", "berthwatch", *STAGES},
+    # the nightly watch runs fetch, detect and report; it never sees the simulated world
+    "update": {"core", "detectors", "berthwatch", "fetch", "detect", "report"},
     "entry": None,  # cli, demo, params: anything
 }
 

@@ -50,6 +50,8 @@ class FetchSettings:
     timeout_s: float | None = None
     attempts: int | None = None
     backoff_s: float | None = None
+    #: First date per (AOI id, sensor), overriding the run's start (``berthwatch update``).
+    starts: dict[tuple[str, str], object] | None = None
 
 
 @dataclass
@@ -153,7 +155,8 @@ def run_fetch(opts: RunOptions, settings: FetchSettings) -> int:
             grid = aoi.grid()
             for sensor in opts.sensors:
                 try:
-                    scenes = source.search(aoi, sensor, opts.start, opts.end)
+                    start = (settings.starts or {}).get((aoi.id, sensor), opts.start)
+                    scenes = source.search(aoi, sensor, start, opts.end)
                 except UserError:
                     raise
                 except Exception as exc:
