@@ -399,6 +399,9 @@ def cfar_two_parameter(
     block, guard_half, outer_half = _block_geometry(guard_px, background_px)
 
     base_sums = _block_sums(image, valid, block)
+    for name, value in (("pfa", pfa), ("censor_pfa", censor_pfa)):
+        if not 0.0 < value < 1.0:  # also NaN: a probability outside (0, 1) detects nothing or everything
+            raise ValueError(f"{name} must be a probability in (0, 1), got {value!r}")
     censor_pfa = max(censor_pfa, pfa)
     t_gauss = special.ndtri(1.0 - pfa)
     t_gauss_censor = special.ndtri(1.0 - censor_pfa)

@@ -28,6 +28,16 @@ discrimination):
    between the side-lobe level of the S1 processor (about -21 dB) and the
    -10 dB at which hull scatterers of large ships start to be cut.
 5. Discrimination by length (``min_length_m`` .. ``max_length_m``).
+
+Polarisations: Sentinel-1 products are dual VV+VH (1SDV, the usual IW mode
+over Europe and Asia), single VV (1SSV), dual HH+HV (1SDH) or single HH
+(1SSH). The functions take the co-polarised channel (VV or HH) as ``vv`` and
+the cross-polarised one (VH or HV) as ``vh``, or None for single-pol
+products. HH sea clutter is 1-3 dB darker than VV at IW incidence angles
+(polarisation ratio, e.g. Thompson 1998, J. Geophys. Res. 103(C9)), so ships
+contrast at least as well and the VV water threshold keeps the sea as water;
+HV and VH are equal for a reciprocal scatterer. With one channel the CFAR
+runs on it alone at the full PFA.
 """
 
 from __future__ import annotations
@@ -78,8 +88,10 @@ def water_mask_sar(
     Parameters
     ----------
     vv, vh : (H, W) ndarray
-        Linear sigma0. When ``vh`` is given the cross-polar channel decides
-        (wind roughens the sea far less in VH than in VV); otherwise VV.
+        Linear sigma0, co-polarised (VV or HH) and cross-polarised (VH or HV;
+        None for single-pol products). When ``vh`` is given the cross-polar
+        channel decides (wind roughens the sea far less in VH than in VV);
+        otherwise the co-polarised one.
     threshold_db : float
         VV threshold in dB.
     pixel_size : float
@@ -153,9 +165,11 @@ def detect_vessels_sar(
     Parameters
     ----------
     vv : (H, W) ndarray
-        VV sigma0, linear (not dB). Non-finite or non-positive pixels are no-data.
+        Co-polarised sigma0 (VV, or HH for HH/HV products), linear (not dB).
+        Non-finite or non-positive pixels are no-data.
     vh : (H, W) ndarray, optional
-        VH sigma0, linear, same grid.
+        Cross-polarised sigma0 (VH or HV), linear, same grid; None for
+        single-pol products (1SSV, 1SSH).
     transform : affine.Affine, optional
         Pixel-to-CRS transform in metres (e.g. the AOI's UTM grid). Default: a
         north-up grid of ``pixel_size`` with its origin at the top-left corner.

@@ -1,7 +1,9 @@
 """Command-line interface: a thin layer over the stages.
 
-Exit codes: 0 ok, 1 failure, 2 usage error. User errors print one line on
-stderr; tracebacks only with ``-v``.
+Exit codes: 0 ok, 1 failure (or some AOI-dates or tiles failed, the rest kept),
+2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Every error is
+one scrubbed line on stderr naming the file or argument (:mod:`.core.scrub`);
+tracebacks only with ``-v``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,45 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on click
+    from click import exceptions as click_exceptions
 
 from berthwatch import __version__
 
 from .core.contracts import SENSORS
-from .core.errors import UsageError, UserError
+from .core.errors import Terminated, UsageError, UserError, describe
+from .core.scrub import ScrubFilter, one_line
 
 log = logging.getLogger("berthwatch")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class OneLineErrors(TyperGroup):
+    """The command group: click's usage errors become one line on stderr too."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            code = exc.exit_code
+        except click_exceptions.ClickException as exc:  # bad option value, unknown option, missing argument
+            typer.echo(f"berthwatch: error: {one_line(exc.format_message())}", err=True)
+            code = exc.exit_code
+        except typer.Abort:
+            typer.echo("berthwatch: interrupted; finished outputs are kept", err=True)
+            code = 130
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(cls=OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Port activity evidence from free Sentinel-1 and Sentinel-2 imagery.")
 aoi_app = typer.Typer(no_args_is_help=True, help="Areas of interest.")
 validate_app = typer.Typer(no_args_is_help=True, help="Measure the detectors on real labelled datasets.")
@@ -61,6 +93,7 @@ def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbose else "%(message)s"))
+    handler.addFilter(ScrubFilter())
     root = logging.getLogger("berthwatch")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -126,18 +159,38 @@ def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require
                       out_dir=out_dir, source=source, extra=load_params_file(params) if params else {})
 
 
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def _guard(fn: Callable[[], int | None]) -> None:
-    """Run a command body; user errors become one line on stderr and an exit code."""
+    """Run a command body; every error becomes one scrubbed line on stderr and an exit code.
+
+    SIGTERM unwinds the body like Ctrl-C (temporary files are removed on the way
+    out, worker pools shut down) and exits 143.
+    """
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = fn()
-    except UserError as exc:
-        if _state["verbose"]:
-            log.exception("berthwatch: error")
-        typer.echo(f"berthwatch: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("berthwatch: interrupted; finished outputs are kept", err=True)
         raise typer.Exit(130) from None
+    except Terminated:
+        typer.echo("berthwatch: terminated; finished outputs are kept", err=True)
+        raise typer.Exit(143) from None
+    except Exception as exc:
+        if _state["verbose"]:
+            log.exception("berthwatch: error")
+        typer.echo(f"berthwatch: error: {describe(exc)}", err=True)
+        raise typer.Exit(exc.exit_code if isinstance(exc, UserError) else 1) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     raise typer.Exit(code or 0)
 
 

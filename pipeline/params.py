@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from .core.errors import UsageError
+from .core.ranges import range_problem
 
 SECTIONS = ("detect", "report")
 
@@ -39,6 +40,8 @@ def load_params_file(path: Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"--params: cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     data = {} if data is None else data
@@ -54,6 +57,12 @@ def load_params_file(path: Path) -> dict:
     report = data.get("report") or {}
     if not isinstance(report, dict):
         raise UsageError(f"{path}: 'report' must map analysis parameters to values")
+    from .detect.params import detector_params
+
+    try:  # names, kinds and ranges, now rather than when the stage runs
+        detector_params(detect)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     return {"detector_params": detect, "report_params": _analysis_overrides(path, report)}
 
 
@@ -78,6 +87,9 @@ def _analysis_overrides(path: Path, values: dict) -> dict:
             raise UsageError(f"{path}: report parameter {name} must be a number, got {value!r}")
         else:
             out[name] = float(value)
+        problem = range_problem(name, out[name], default)
+        if problem:
+            raise UsageError(f"{path}: report parameter {problem}")
     return out
 
 

@@ -62,7 +62,7 @@ def test_validate_tile_names_the_problem(tmp_path, grid):
 
 def test_write_tile_rejects_wrong_bands_or_shape(tmp_path, grid):
     with pytest.raises(ValueError, match="needs bands"):
-        write_tile(tmp_path / "x.tif", {"VV": np.zeros((grid.height, grid.width))}, grid, S1)
+        write_tile(tmp_path / "x.tif", {"VH": np.zeros((grid.height, grid.width))}, grid, S1)  # no co-pol
     bad = _bands(grid, S1)
     bad["VV"] = bad["VV"][:-1]
     with pytest.raises(ValueError):

@@ -408,10 +408,18 @@ def test_corrupt_tile_fails_its_date_with_one_line_and_keeps_the_others(tmp_path
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "\n" not in errors[0]
     assert str(bad) in errors[0] and "checksum" in errors[0]
-    # No partial or stale output for the failed date; the others are intact.
-    assert not detection_path(tmp_path / "out", "rajin", BERTHED).exists()
-    assert sorted(summaries(tmp_path)) == [d for d in DATES if d != BERTHED]
-    assert BERTHED.isoformat() not in timeseries_path(tmp_path / "out").read_text()
+    # The failed date keeps its earlier good detection until a new good one replaces it,
+    # and failed.json says so; the others are intact.
+    assert sorted(summaries(tmp_path)) == DATES
+    failed = json.loads((tmp_path / "out" / "detections" / "failed.json").read_text())["failed"]
+    assert [(f["aoi"], f["date"], f["kept_previous"]) for f in failed] == [("rajin", BERTHED.isoformat(), True)]
+    assert "checksum" in failed[0]["error"]
+    assert detect.run_detect(opts) == 1  # retried, still failing
+    bad.unlink()
+    item_path(bad).unlink()
+    assert detect.run_detect(opts) == 0  # its tiles are gone: detection and failure forgotten
+    assert BERTHED not in summaries(tmp_path)
+    assert json.loads((tmp_path / "out" / "detections" / "failed.json").read_text()) == {"failed": []}
 
 
 def test_cli_prints_one_line_and_exits_1(tmp_path, rajin):

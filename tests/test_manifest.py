@@ -128,9 +128,11 @@ def test_lock_refuses_a_second_run_and_is_released_after(tmp_path):
         pass
 
 
-def test_unreadable_manifest_is_a_user_error(tmp_path):
+def test_damaged_manifest_is_rebuilt(tmp_path, caplog):
     p = tmp_path / ".berthwatch" / "manifest-upper.json"
     p.parent.mkdir()
-    p.write_text("{")
-    with pytest.raises(UserError, match="unreadable manifest"):
-        Manifest(tmp_path, "upper")
+    for damaged in ("{", "[]", '{"outputs": [1, 2]}', '{"outputs": {"a": "b"}}', ""):
+        p.write_text(damaged)
+        caplog.clear()
+        assert Manifest(tmp_path, "upper").entries == {}
+        assert "damaged manifest" in caplog.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -59,3 +60,29 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 def write_json_atomic(path: Path | str, obj, *, indent: int | None = 2) -> None:
     write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+#: Names :func:`atomic_path` gives its temporary files: ``.<stem>.<random>.tmp<suffix>``.
+TEMP_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file of an atomic write (never a finished output)."""
+    return bool(TEMP_NAME.match(name))
+
+
+def remove_stale_temps(*folders: Path | str, recursive: bool = True) -> list[Path]:
+    """Delete temporary files that a killed run left in ``folders``; return them.
+
+    Call only while holding the folder's lock: then no other run is writing.
+    """
+    removed = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for p in (folder.rglob(".*") if recursive else folder.glob(".*")):
+            if is_temp_name(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed

@@ -39,6 +39,30 @@ SENSOR_BANDS: dict[str, tuple[str, ...]] = {
     S1: ("VV", "VH"),
 }
 SENSORS = tuple(SENSOR_BANDS)
+#: Band sets a Sentinel-1 tile may hold, co-polarised band first, as the products
+#: come: dual VV+VH (1SDV, fetch writes these), single VV (1SSV), dual HH+HV (1SDH,
+#: polar and some coastal acquisitions) and single HH (1SSH).
+S1_POLARISATIONS: tuple[tuple[str, ...], ...] = (("VV", "VH"), ("VV",), ("HH", "HV"), ("HH",))
+
+
+def allowed_bands(sensor: str) -> tuple[tuple[str, ...], ...]:
+    """The band sets a tile of ``sensor`` may hold, in file order."""
+    return S1_POLARISATIONS if sensor == S1 else (SENSOR_BANDS[sensor],)
+
+
+def polarisation_bands(bands) -> tuple[str, str | None]:
+    """Names of the co-polarised (VV or HH) and cross-polarised (VH, HV or None) bands of an S1 image."""
+    names = tuple(bands)
+    for allowed in S1_POLARISATIONS:
+        if set(allowed) <= set(names) and (len(allowed) == 2 or allowed[0] in names):
+            return allowed[0], (allowed[1] if len(allowed) == 2 else None)
+    raise ValueError(f"Sentinel-1 bands {names} are none of {S1_POLARISATIONS}")
+
+
+def polarisation_label(bands) -> str:
+    """``VV+VH``, ``VV``, ``HH+HV`` or ``HH``: the polarisations an S1 image provides."""
+    co, cross = polarisation_bands(bands)
+    return co + (f"+{cross}" if cross else "")
 SCENE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 #: Summary properties of the first feature of a detections file.
@@ -60,6 +84,8 @@ TIMESERIES_COLUMNS = (
     "usable", "usable_stacks", "usable_s2", "usable_s1",
     "observed_fraction_s2", "observed_fraction_s2_berths", "observed_fraction_s2_yards",
     "observed_fraction_s1", "observed_fraction_s1_berths",
+    # Appended: which Sentinel-1 polarisations the detectors had (VV+VH, VV, HH+HV, HH).
+    "s1_polarisations",
 )
 LARGE_VESSEL_M = 80.0
 
@@ -118,7 +144,7 @@ def find_tiles(data_dir: Path, aois=None, sensors=None, start=None, end=None) ->
     if not root.is_dir():
         return out
     for tif in root.glob("*/*/*/*.tif"):
-        if tif.name.startswith("."):
+        if tif.name.startswith(".") or not tif.is_file():
             continue  # temporary file of an interrupted write
         aoi, sensor, day = tif.parts[-4], tif.parts[-3], tif.parts[-2]
         try:
@@ -139,9 +165,10 @@ def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str
 
     ``bands`` must hold exactly the sensor's bands, each ``(grid.height, grid.width)``.
     """
-    names = SENSOR_BANDS[sensor]
-    if set(bands) != set(names):
-        raise ValueError(f"{sensor} tile needs bands {names}, got {tuple(bands)}")
+    names = next((a for a in allowed_bands(sensor) if set(a) == set(bands)), None)
+    if names is None:
+        raise ValueError(f"{sensor} tile needs bands {' or '.join(map(str, allowed_bands(sensor)))}, "
+                         f"got {tuple(bands)}")
     stack = np.stack([np.asarray(bands[n], dtype=np.float32) for n in names])
     if stack.shape[1:] != (grid.height, grid.width):
         raise ValueError(f"band shape {stack.shape[1:]} != grid {(grid.height, grid.width)}")
@@ -179,11 +206,11 @@ def validate_tile(path: Path, sensor: str, grid: Grid | None = None) -> None:
     except rasterio.errors.RasterioIOError as exc:
         raise UserError(f"{path}: not a readable GeoTIFF ({exc})") from None
     with ds:
-        want = SENSOR_BANDS[sensor]
         if ds.driver != "GTiff":
             raise UserError(f"{path}: driver {ds.driver}, expected GTiff/COG")
-        if tuple(ds.descriptions) != want:
-            raise UserError(f"{path}: bands {ds.descriptions}, expected {want}")
+        if tuple(ds.descriptions) not in allowed_bands(sensor):
+            raise UserError(f"{path}: bands {ds.descriptions}, expected "
+                            f"{' or '.join(map(str, allowed_bands(sensor)))}")
         if any(dt_ != "float32" for dt_ in ds.dtypes):
             raise UserError(f"{path}: dtype {ds.dtypes[0]}, expected float32")
         if grid is not None:
@@ -202,6 +229,10 @@ def validate_tile(path: Path, sensor: str, grid: Grid | None = None) -> None:
         raise UserError(f"{path}: no valid pixel (all no data)")
     if np.isinf(data).any():
         raise UserError(f"{path}: infinite values")
+    for i, name in enumerate(ds.descriptions):
+        problem = physical_range_problem(name, data[i])
+        if problem:
+            raise UserError(f"{path}: {problem}")
 
 
 def write_item(
@@ -236,22 +267,83 @@ def write_item(
     item.add_asset("data", pystac.Asset(
         href=f"./{tile.name}", media_type=pystac.MediaType.COG, roles=["data"],
         extra_fields={"file:checksum": "1220" + sha256_file(tile), "file:size": tile.stat().st_size,
-                      "eo:bands" if sensor == S2 else "berthwatch:bands": [{"name": b} for b in SENSOR_BANDS[sensor]]},
+                      "eo:bands" if sensor == S2 else "berthwatch:bands": [{"name": b} for b in _tile_bands(tile)]},
     ))
     write_json_atomic(item_path(tile), item.to_dict(include_self_link=False, transform_hrefs=False))
     return item
 
 
+def _tile_bands(tile: Path) -> tuple[str, ...]:
+    with rasterio.open(tile) as ds:
+        return tuple(ds.descriptions)
+
+
 def read_item(tile: Path) -> dict:
+    """The STAC item beside ``tile``, checked to be an object with an ``assets`` object."""
     import json
 
     p = item_path(tile)
     try:
-        return json.loads(p.read_text())
+        item = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{p}: STAC item missing beside its tile") from None
-    except json.JSONDecodeError as exc:
+    except IsADirectoryError:
+        raise UserError(f"{p}: is a folder, expected the tile's STAC item") from None
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(item, dict):
+        raise UserError(f"{p}: a STAC item must be a JSON object, got {type(item).__name__}")
+    for key in ("assets", "properties"):
+        if key in item and not isinstance(item[key], dict):
+            raise UserError(f"{p}: '{key}' must be an object, got {type(item[key]).__name__}")
+    return item
+
+
+#: Physically possible values per band. Sentinel-2 L2A reflectance: 0-65535 DN with
+#: the -1000 DN offset of baseline 04.00, scaled by 1/10000; SCL: class codes 0-11.
+#: Sentinel-1 sigma0: non-negative power, at most +40 dB (corner reflectors, hulls).
+#: A tile beyond these was corrupted or written in other units (DN instead of
+#: reflectance, dB instead of linear power), and would give plausible wrong numbers.
+PHYSICAL_RANGE = {**{b: (-0.1, 6.5536) for b in ("B02", "B03", "B04", "B08", "B11")}, "SCL": (0.0, 11.0),
+                  **{b: (0.0, 1e4) for b in ("VV", "VH", "HH", "HV")}}
+
+
+def physical_range_problem(name: str, data: np.ndarray) -> str | None:
+    """Why the finite values of band ``name`` cannot be a real measurement, or None."""
+    low, high = PHYSICAL_RANGE[name]
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < low - 1e-6 or hi > high + 1e-6:
+        return f"band {name} has values {lo:.4g}..{hi:.4g} outside the physical range {low:g}..{high:g}"
+    return None
+
+
+def unreadable_date_folders(data_dir: Path, aois=None, sensors=None) -> dict[str, str]:
+    """``{"<aoi>/<date>": reason}`` for date folders of tiles that cannot be listed.
+
+    :func:`find_tiles` cannot see tiles in them; their dates fail with this reason
+    instead of silently vanishing from the results.
+    """
+    import os
+
+    root = Path(data_dir) / "tiles"
+    problems: dict[str, str] = {}
+    if not root.is_dir():
+        return problems
+    for aoi_dir in sorted(p for p in root.iterdir() if p.is_dir() and (not aois or p.name in aois)):
+        for sensor_dir in sorted(p for p in aoi_dir.iterdir() if p.is_dir() and p.name in SENSOR_BANDS
+                                 and (not sensors or p.name in sensors)):
+            if not os.access(sensor_dir, os.R_OK | os.X_OK):
+                problems[f"{aoi_dir.name}/{sensor_dir.name}"] = f"{sensor_dir}: folder not readable"
+                continue
+            for day in sorted(p for p in sensor_dir.iterdir() if p.is_dir()):
+                if not os.access(day, os.R_OK | os.X_OK):
+                    problems[f"{aoi_dir.name}/{day.name}"] = f"{day}: folder not readable (permission denied)"
+    return problems
 
 
 def tile_checksum_ok(tile: Path) -> bool:

@@ -75,16 +75,51 @@ def read_detections(path: Path) -> tuple[dict, list[dict]]:
         fc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such detections file") from None
-    except json.JSONDecodeError as exc:
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
     feats = fc.get("features") if isinstance(fc, dict) else None
-    if not feats or feats[0].get("properties", {}).get("kind") != "aoi_summary":
+    if not isinstance(feats, list) or not feats or not all(
+            isinstance(f, dict) and isinstance(f.get("properties"), dict) for f in feats):
+        raise UserError(f"{path}: not a FeatureCollection of features with properties")
+    if feats[0]["properties"].get("kind") != "aoi_summary":
         raise UserError(f"{path}: first feature must be the aoi_summary")
     summary = feats[0]["properties"]
     missing = [k for k in SUMMARY_FIELDS if k not in summary]
     if missing:
         raise UserError(f"{path}: summary lacks {', '.join(missing)}")
+    problem = _summary_problem(summary)
+    if problem:
+        raise UserError(f"{path}: summary {problem}")
     return summary, feats[1:]
+
+
+def _summary_problem(s: dict) -> str | None:
+    """What in a summary has the wrong kind (the report and the table rely on these)."""
+    import datetime as dt
+
+    for key in ("sensors", "scenes"):
+        if not isinstance(s[key], list) or not all(isinstance(v, str) for v in s[key]):
+            return f"'{key}' must be a list of names, got {s[key]!r}"
+    if not isinstance(s["aoi"], str):
+        return f"'aoi' must be an AOI id, got {s['aoi']!r}"
+    try:
+        dt.date.fromisoformat(str(s["date"]))
+    except ValueError:
+        return f"'date' {s['date']!r} is not a date (YYYY-MM-DD)"
+    if not isinstance(s["clear_fraction"], dict):
+        return f"'clear_fraction' must map sensors to fractions, got {s['clear_fraction']!r}"
+    for key in ("vessels", "vessels_at_berth", "large_vessels"):
+        v = s[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            return f"'{key}' must be a count, got {v!r}"
+    for key in ("container_stack_area_m2", "teu_estimate", "teu_low", "teu_high"):
+        v = s[key]
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+                              or v < 0):
+            return f"'{key}' must be a non-negative number or null, got {v!r}"
+    return None
 
 
 def feature_shapes(features: list[dict], kind: str) -> list[tuple[Any, dict]]:

@@ -125,12 +125,31 @@ class Manifest:
         self.path = self.root / MANIFEST_DIR / f"manifest-{stage}.json"
         self.entries: dict[str, dict] = {}
         if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text())
-            except (json.JSONDecodeError, OSError) as exc:
-                raise UserError(f"{self.path}: unreadable manifest ({exc}); delete it to rebuild") from None
-            self.entries = data.get("outputs", {})
+            self.entries = self._load()
         self._stat_cache: dict[str, dict] = {}
+
+    def _load(self) -> dict[str, dict]:
+        """The recorded entries; a damaged manifest is set aside and rebuilt.
+
+        A manifest only saves work: without it every output is recomputed (or,
+        for fetch, re-verified against its checksum) and recorded afresh.
+        """
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            entries = data["outputs"]
+            if not isinstance(entries, dict) or not all(
+                    isinstance(e, dict) and isinstance(e.get("output"), dict) and isinstance(e.get("inputs", {}), dict)
+                    for e in entries.values()):
+                raise ValueError("entries of the wrong shape")
+            return entries
+        except IsADirectoryError:
+            raise UserError(f"{self.path}: is a folder, expected the {self.stage} manifest") from None
+        except PermissionError as exc:
+            raise UserError(f"{self.path}: cannot read ({exc.strerror})") from None
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            log.warning("%s: damaged manifest (%s); rebuilding it, outputs are recomputed", self.path,
+                        type(exc).__name__)
+            return {}
 
     def rel(self, path: Path) -> str:
         path = Path(path).resolve()

@@ -15,7 +15,7 @@ from ...detectors import optical as det_optical
 from ...detectors import sar as det_sar
 from ...detectors import stacks as det_stacks
 from ..core.aoi import AOI, Grid
-from ..core.contracts import LARGE_VESSEL_M, S1, S2, TileRef
+from ..core.contracts import LARGE_VESSEL_M, S1, S2, TileRef, polarisation_bands, polarisation_label
 from ..core import observed
 from ..core.geojson_io import feature, to_lonlat
 from ..core.observed import zone_fraction
@@ -121,7 +121,8 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
                 seen |= v2
             if S1 in scenes:
                 s = scenes[S1]
-                w1 = det_sar.water_mask_sar(s.bands["VV"], s.bands["VH"], pixel_size=px, **params["water_sar"])
+                co, cross = polarisation_bands(s.bands)
+                w1 = det_sar.water_mask_sar(s.bands[co], s.bands.get(cross), pixel_size=px, **params["water_sar"])
                 domain |= w1 & s.clear & ~seen
                 seen |= s.clear
             land = ~domain & seen
@@ -153,7 +154,8 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
     if S1 in scenes:
         s = scenes[S1]
         with clock("s1_vessels"):
-            v1 = det_sar.detect_vessels_sar(s.bands["VV"], s.bands["VH"], tr, pixel_size=px, land_mask=~domain,
+            co, cross = polarisation_bands(s.bands)
+            v1 = det_sar.detect_vessels_sar(s.bands[co], s.bands.get(cross), tr, pixel_size=px, land_mask=~domain,
                                             **params["sar"])
         vessels_by_sensor[S1] = v1
     for sensor, vs in vessels_by_sensor.items():
@@ -205,6 +207,8 @@ def detect_aoi_date(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params
         "simulated": simulated,
         "detector_version": DETECTOR_VERSION,
         "params_hash": params_hash(params),
+        # Which Sentinel-1 channels the detectors had: VV+VH, VV, HH+HV or HH (null without S1).
+        "s1_polarisations": polarisation_label(scenes[S1].bands) if S1 in scenes else None,
     }
     summary["usable"] = observed.usable(summary)
     return [feature(ctx.aoi.geometry, summary)] + vessel_features + stack_features

@@ -17,6 +17,7 @@ from ...detectors import radiometry as det_radiometry
 from ...detectors import sar as det_sar
 from ...detectors import stacks as det_stacks
 from ..core.errors import UsageError
+from ..core.ranges import range_problem
 
 #: Version of the detection method written into every summary. Bump it when
 #: results change meaning; code edits are caught anyway by the source digest.
@@ -76,8 +77,22 @@ def detector_params(overrides: dict | None = None) -> dict:
             if not _same_kind(default, value):
                 raise UsageError(f"detector parameters: {step}.{name} must be like its default {default!r}, "
                                  f"got {value!r}")
+            problem = _range_problem(step, name, default, value)
+            if problem:
+                raise UsageError(f"detector parameters: {problem}")
             params[step][name] = {**default, **value} if isinstance(default, dict) else value
     return params
+
+
+def _range_problem(step: str, name: str, default, value) -> str | None:
+    if isinstance(default, dict):
+        for k, v in value.items():
+            problem = range_problem(k, v, default[k])
+            if problem:
+                return f"{step}.{name}.{problem}"
+        return None
+    problem = range_problem(name, value, default)
+    return f"{step}.{problem}" if problem else None
 
 
 def _same_kind(default, value) -> bool:

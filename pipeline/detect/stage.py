@@ -60,10 +60,16 @@ where the tasks ran.
 
 Incremental: every date is a :class:`.manifest.Task` whose inputs are its
 tiles, their STAC items and the AOI's reference files, and whose parameters
-are the detector version, the hash of all detector parameters and a digest
-of the detector source code. A rerun skips what is current, recomputes what
-changed, deletes detections whose tiles are gone, and deletes the stale
-detection of a date that now fails.
+are the detector version, the hash of all detector parameters, a digest of
+the detector source code and a digest of the AOI (polygon, zones, role), so
+editing an AOI file recomputes its dates. A rerun skips what is current,
+recomputes what changed and deletes detections whose tiles are gone.
+
+Fault tolerance: a date that fails (corrupt tile, unreadable folder, detector
+error) is listed in ``<out>/detections/failed.json`` and in the summary table
+and makes the exit code 1; the other dates and AOIs complete, and a detection
+the date had before is kept until a new good one replaces it
+(:mod:`.failures`). Temporary files left by a killed run are removed first.
 """
 
 from __future__ import annotations
@@ -75,15 +81,20 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from ..core.aoi import AOI
-from ..core.contracts import TileRef, detection_path, find_tiles, timeseries_path
-from ..core.errors import UserError
+import hashlib
+import json
+
+from ..core.aoi import AOI, aoi_feature_collection
+from ..core.atomic import remove_stale_temps
+from ..core.contracts import SENSORS, TileRef, detection_path, find_tiles, timeseries_path, unreadable_date_folders
+from ..core.errors import UserError, describe
 from ..core.geojson_io import write_feature_collection
-from ..core.manifest import DirLock, Manifest, Task, params_hash, run_tasks
+from ..core.manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, run_tasks
 from ..core.options import RunOptions, progress
 from ..core.engine import Engine, default_workers, engine_from_options
 from .aoi_date import AoiContext, aoi_context, detect_aoi_date
 from .geopackage import write_geopackage
+from .failures import failed_path, print_summary, update_failed
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
 from .timeseries import write_timeseries
 from .water_reference import Reference, ReferenceStore
@@ -106,10 +117,16 @@ def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dic
             ctx, date, tiles, params, debug_features=fixed["debug_features"])
         write_feature_collection(out, feats)
 
-    task = Task(key, [out], inputs, {**fixed, "reference": "time-series" if ctx.reference.path else "single-scene"},
-                run)
+    task = Task(key, [out], inputs, {**fixed, "reference": "time-series" if ctx.reference.path else "single-scene",
+                                     "aoi": aoi_digest(ctx.aoi)}, run)
     task.meta.update(aoi=ctx.aoi, reference=ctx.reference, date=date, tiles=tiles)
     return task
+
+
+def aoi_digest(aoi: AOI) -> str:
+    """Digest of everything of the AOI that the detections depend on (polygon, zones, names, role)."""
+    blob = json.dumps(aoi_feature_collection(aoi), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 _worker_contexts: dict = {}
@@ -156,41 +173,70 @@ def run_detect(opts: RunOptions) -> int:
              "code": detector_code_digest(), "debug_features": bool((opts.extra or {}).get("debug_features"))}
     out_dir.mkdir(parents=True, exist_ok=True)
     with DirLock(out_dir), contextlib.ExitStack() as stack:
+        remove_stale_temps(out_dir / "detections", out_dir / MANIFEST_DIR)
+        remove_stale_temps(out_dir, recursive=False)
         manifest = Manifest(out_dir, STAGE)
         store = ReferenceStore(out_dir, manifest)
         engine = stack.enter_context(engine_from_options(opts.extra, default_workers()))
         tasks: list[Task] = []
         futures: dict = {}
+        failed: dict[str, str] = {}
+        keys: set[str] = set()
         for aoi in opts.aois:
             history = find_tiles(data_dir.absolute(), [aoi.id], opts.sensors)  # workers may have another cwd
+            in_range = [t for t in history if (opts.start is None or t.date >= opts.start)
+                        and (opts.end is None or t.date <= opts.end)]
+            keys |= {f"{aoi.id}/{t.date.isoformat()}" for t in in_range}
             if not history:
                 continue
-            ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, engine))
+            try:
+                ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, engine))
+            except Exception as exc:  # the AOI's reference: its dates fail, other AOIs go on
+                log.debug("%s: reference failed", aoi.id, exc_info=True)
+                log.error("%s: reference water mask failed, its dates are skipped: %s", aoi.id, describe(exc))
+                failed.update({f"{aoi.id}/{t.date.isoformat()}": f"reference of {aoi.id}: {describe(exc)}"
+                               for t in in_range})
+                continue
             by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
-            for t in history:
-                if (opts.start is None or t.date >= opts.start) and (opts.end is None or t.date <= opts.end):
-                    by_date[t.date].append(t)
+            for t in in_range:
+                by_date[t.date].append(t)
             tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
+        for key, reason in unreadable_date_folders(data_dir, opts.aoi_ids, opts.sensors).items():
+            day = key.split("/")[1]
+            if day in SENSORS:
+                log.warning("%s; its tiles are left out", reason)
+            elif _in_range(day, opts.start, opts.end):
+                log.error("%s: %s", key, reason)
+                failed[key] = reason
+                keys.add(key)
+        tasks = [t for t in tasks if t.key not in failed]
         removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
         manifest.save()
         _submit_stale(tasks, manifest, opts.force, engine, params, futures, fixed["debug_features"])
         result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
         stack.close()  # release the workers before the table is rebuilt
-        for key in result.failed:
-            aoi_id, day = key.split("/")
-            stale = detection_path(out_dir, aoi_id, dt.date.fromisoformat(day))
-            if stale.exists():
-                stale.unlink()
-            manifest.forget(stale)
+        # A failed date keeps its earlier detection (and manifest entry, which no longer
+        # matches its inputs, so the next run tries again).
+        result.failed.update(failed)
         manifest.save()
         # Outputs pruned because the reference mask appeared or vanished were just recomputed.
         result.removed += [r for r in removed if not (out_dir / r).exists()]
+        update_failed(out_dir, set(result.done) | set(result.skipped), result.failed, keys)
         n_rows = write_timeseries(out_dir)
         write_geopackage(out_dir)
+    print_summary(result.done, result.skipped, result.failed, result.removed, failed_path(out_dir))
     log.info("detect: %d done, %d up to date, %d failed, %d removed; %s has %d rows",
              len(result.done), len(result.skipped), len(result.failed), len(result.removed),
              timeseries_path(out_dir), n_rows)
-    if not tasks:
+    if not tasks and not result.failed:
         raise UserError(f"{data_dir}/tiles: no tiles for AOI {', '.join(opts.aoi_ids) or '(none)'}"
                         + (f" between {opts.start} and {opts.end}" if opts.start or opts.end else ""))
     return 1 if result.failed else 0
+
+
+def _in_range(day: str, start: dt.date | None, end: dt.date | None) -> bool:
+    try:
+        d = dt.date.fromisoformat(day)
+    except ValueError:
+        return False
+    return (start is None or d >= start) and (end is None or d <= end)

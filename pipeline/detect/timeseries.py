@@ -26,6 +26,8 @@ def timeseries_rows(out_dir: Path) -> list[dict]:
     """
     rows = []
     for path in sorted((Path(out_dir) / "detections").glob("*/*.geojson")):
+        if path.name.startswith("."):  # temporary file of an interrupted write, never a detection
+            continue
         try:
             s, _ = read_detections(path)
         except UserError as exc:
@@ -43,6 +45,7 @@ def timeseries_rows(out_dir: Path) -> list[dict]:
             "simulated": _bool(s.get("simulated")),
             "usable": _bool(ok["vessels"]), "usable_stacks": _bool(ok["stacks"]),
             "usable_s2": _bool(ok.get(S2, False)), "usable_s1": _bool(ok.get(S1, False)),
+            "s1_polarisations": s.get("s1_polarisations"),
         }
         for sensor, tag in ((S2, "s2"), (S1, "s1")):
             zones = fr.get(sensor) or {}

@@ -105,8 +105,8 @@ class ReferenceStore:
                 masks = {k: (z[f"water_{e['slot']}"], z[f"valid_{e['slot']}"]) for k, e in index["tiles"].items()}
                 combined = (z["reference"], z["observed"]) if "reference" in z.files else None
             return index["tiles"], masks, index.get("digest"), combined
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            log.warning("%s: unreadable reference cache; rebuilding it", path)
+        except Exception as exc:  # a cache: truncated zip, wrong shapes, anything -> rebuilt from the tiles
+            log.warning("%s: unreadable reference cache (%s); rebuilding it", path, type(exc).__name__)
             return {}, {}, None, None
 
     def _save_cache(self, aoi_id: str, phash: str, entries: dict, masks: dict, digest: str | None,
@@ -144,10 +144,10 @@ class ReferenceStore:
                     entries[key], masks[key] = {**old, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, old_masks[key]
                     continue
                 bands, _ = load_tile(t, grid)
-            except (UserError, OSError) as exc:
+                water, valid = tile_water(t.sensor, bands, params, grid.resolution)
+            except Exception as exc:  # the date fails on its own with the error; others go on
                 log.debug("reference mask of %s leaves out %s: %s", aoi.id, t.path, exc)
                 continue
-            water, valid = tile_water(t.sensor, bands, params, grid.resolution)
             st = t.path.stat()
             entries[key] = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                             "sensor": t.sensor, "date": t.date.isoformat()}

@@ -23,6 +23,7 @@ from ..core.aoi import Grid
 from ..core.atomic import atomic_path
 from ..core.contracts import item_path, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile
 from ..core.errors import UserError
+from ..core.scrub import one_line
 from ..core.manifest import DirLock, Manifest, Task
 from ..core.options import RunOptions, progress, stderr
 from .sources.common import RetryPolicy, TilePlan, check_bands, plan_tiles
@@ -248,4 +249,4 @@ def _print_summary(report: FetchReport, dry_run: bool = False) -> None:
         table.add_row("-", "-", "0", "0", "0")
     stderr.print(table)
     for key, reason in sorted(report.failed.items()):
-        stderr.print(f"[red]failed[/red] {escape(key)}: {escape(reason)}", highlight=False)
+        stderr.print(f"[red]failed[/red] {escape(key)}: {escape(one_line(reason))}", highlight=False, soft_wrap=True)
