@@ -159,6 +159,20 @@ def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require
                       out_dir=out_dir, source=source, extra=load_params_file(params) if params else {})
 
 
+def _claim_for(spec: str, opts):
+    """The claim, checked to name AOIs that exist (known ids or those given with --aoi)."""
+    from .core.aoi import available_aois
+    from .core.claims import resolve_claim
+
+    claim = resolve_claim(spec)
+    known = set(available_aois()) | set(opts.aoi_ids)
+    for role, aoi_id in (("origin", claim.origin), ("destination", claim.destination)):
+        if aoi_id not in known:
+            where = claim.path or spec
+            raise UsageError(f"{where}: {role} {aoi_id!r} names no AOI; known: {', '.join(sorted(known))}")
+    return claim
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -256,10 +270,8 @@ def report(
 ) -> None:
     """Compare observed activity with a claim; write the HTML/Markdown/JSON report."""
     def body():
-        from .core.claims import resolve_claim
-
         opts = _options(aoi, start, end, None, data_dir, out_dir, params=params)
-        the_claim = resolve_claim(claim)
+        the_claim = _claim_for(claim, opts)
         from .report import run_report
 
         path = run_report(opts, the_claim)
@@ -284,7 +296,6 @@ def run(
 ) -> None:
     """fetch, then detect, then report (every fetch option applies)."""
     def body():
-        from .core.claims import resolve_claim
         from .core.engine import parse_scheduler
 
         opts = _options(aoi, start, end, sensor, data_dir, out_dir, source, require_dates=source != "local",
@@ -295,7 +306,7 @@ def run(
             opts.extra["workers"] = workers
         if debug_features:
             opts.extra["debug_features"] = True
-        the_claim = resolve_claim(claim)
+        the_claim = _claim_for(claim, opts)
         from .detect import run_detect
         from .fetch import FetchSettings, run_fetch
         from .report import run_report

@@ -171,13 +171,22 @@ def load_aoi(path: Path | str) -> AOI:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise _fail(path, "no such AOI file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        raise _fail(path, "is a folder, expected an AOI GeoJSON file") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise _fail(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
         raise _fail(path, f"not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise _fail(path, "must be a GeoJSON FeatureCollection")
     feats = data.get("features")
     if not isinstance(feats, list) or not feats:
         raise _fail(path, "FeatureCollection has no features; the first must be the AOI polygon")
+    for i, feat in enumerate(feats, start=1):
+        if not isinstance(feat, dict) or not isinstance(feat.get("properties") or {}, dict):
+            raise _fail(path, f"feature {i} must be a GeoJSON Feature object with a properties object")
     first = feats[0]
     props = first.get("properties") or {}
     missing = [k for k in ("id", "name", "country", "role", "notes") if not props.get(k)]
@@ -189,6 +198,9 @@ def load_aoi(path: Path | str) -> AOI:
     if props["role"] not in ROLES:
         raise _fail(path, f"role {props['role']!r} must be one of {', '.join(ROLES)}")
     geom = _polygon(path, first, "AOI geometry")
+    if geom.bounds[2] - geom.bounds[0] > 180.0:
+        raise _fail(path, "AOI geometry crosses the 180th meridian (it spans more than 180 degrees of "
+                          "longitude); an AOI must lie within one UTM zone's reach: split it at 180 degrees")
     zones = []
     for i, feat in enumerate(feats[1:], start=2):
         zprops = feat.get("properties") or {}

@@ -7,6 +7,7 @@ One YAML file per claim in ``claims/`` (or any path). See
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +85,18 @@ def load_claim(path: Path | str) -> Claim:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such claim file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a claim YAML file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}") from None
+    except ValueError as exc:  # YAML timestamps are built as dates: 2023-13-45
+        raise UserError(f"{path}: a date is not a valid calendar date ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a claim must be a YAML mapping")
     required = ("id", "speaker", "date", "statements", "window", "origin", "destination")
@@ -128,11 +137,18 @@ def load_claim(path: Path | str) -> Claim:
             value = float(q["value"])
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{path}: quantity.value must be a number") from None
+        if not math.isfinite(value):
+            raise UserError(f"{path}: quantity.value must be a finite number")
         if value < 0:
             raise UserError(f"{path}: quantity.value must not be negative")
         quantity = Quantity(q["unit"], value, q["relation"])
+    for key in ("origin", "destination"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise UserError(f"{path}: {key} must be an AOI id, got {data[key]!r}")
     if data["origin"] == data["destination"]:
         raise UserError(f"{path}: origin and destination are the same AOI")
+    if not isinstance(data.get("vessels") or [], list):
+        raise UserError(f"{path}: vessels must be a list")
     known = {"id", "title", "speaker", "date", "statements", "window", "origin", "destination",
              "quantity", "vessels", "notes"}
     return Claim(

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.aoi import Grid
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, remove_stale_temps
 from ..core.contracts import item_path, tile_checksum_ok, tile_path, validate_tile, write_item, write_tile
 from ..core.errors import UserError
 from ..core.scrub import one_line
@@ -151,6 +151,8 @@ def run_fetch(opts: RunOptions, settings: FetchSettings) -> int:
     report = FetchReport()
     groups: list[tuple[str, str, Grid, list[TilePlan]]] = []
     with DirLock(opts.data_dir):
+        # Temporary tiles and items of a killed run (complete or truncated) go first.
+        remove_stale_temps(Path(opts.data_dir) / "tiles", Path(opts.data_dir) / ".berthwatch")
         manifest = Manifest(opts.data_dir, "fetch")
         for aoi in opts.aois:
             grid = aoi.grid()
@@ -166,6 +168,7 @@ def run_fetch(opts: RunOptions, settings: FetchSettings) -> int:
                     continue
                 plans = plan_tiles(aoi, sensor, scenes, source.name, source.processing(sensor))
                 groups.append((aoi.id, sensor, grid, plans))
+        report.failed.update(getattr(source, "problems", {}))  # unreadable catalog items
         if settings.dry_run:
             _print_dry_run(groups, manifest, opts, source)
             _print_summary(report, dry_run=True)

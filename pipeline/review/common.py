@@ -25,7 +25,7 @@ import pandas as pd
 from pyproj import CRS
 
 from ..core.aoi import AOI, available_aois
-from ..core.contracts import S1, S2, find_tiles, read_item, read_tile, timeseries_path
+from ..core.contracts import S1, S2, find_tiles, polarisation_bands, read_item, read_tile, timeseries_path
 from ..core.errors import UserError
 from ..core.geojson_io import read_detections
 
@@ -262,7 +262,9 @@ def scene_chips(data_dir: Path, aoi: str, date, sensors=(S2, S1)) -> dict[str, C
         if found is None:
             continue
         combined, grid, simulated = found
-        image = stretch_true_colour(combined.bands) if sensor == S2 else vv_db(combined.bands["VV"])
+        # Sentinel-1: the co-polarised channel, VV or HH (HH/HV and single-pol products).
+        image = stretch_true_colour(combined.bands) if sensor == S2 else \
+            vv_db(combined.bands[polarisation_bands(combined.bands)[0]])
         chips[sensor] = Chip(image, grid_extent(grid), CRS.from_user_input(grid.crs), tuple(combined.scene_ids),
                              simulated)
     return chips

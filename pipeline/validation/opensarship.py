@@ -9,6 +9,14 @@ AIS-matched ship, the ship at the chip centre. Layout per scene folder::
     Ship.xml                           one <ship> per chip (Center_x/Center_y in
                                        full-scene pixels; AIS Length / Width in m)
 
+Polarisations: the product id in the scene folder's name says what the chips
+hold (``1SDV``: band 1 VH, band 2 VV, as in the dataset; ``1SSV``: VV only;
+``1SDH``: band 1 HV, band 2 HH; ``1SSH``: HH only); band descriptions naming
+the polarisations take precedence; a folder without a product id is read by its
+band count (2: VH, VV; 1: VV). The co-polarised band goes to the detector as
+its first channel, the cross-polarised one (if any) as the second, and
+``metrics.json`` records each scene's ``polarisations``.
+
 Each chip goes through :func:`berthwatch.detectors.sar.detect_vessels_sar` with
 the pipeline's defaults. A chip is a hit when a detection's centroid lies within
 ``max(30 m, AIS length / 2)`` of the chip centre (nearest one wins); its length
@@ -29,11 +37,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path, write_json_atomic
+from ..core.errors import UserError
 
 __all__ = ["load_scene", "validate_opensarship", "format_metrics_table"]
 
 PIXEL_SIZE = 10.0
 CHIP_RE = re.compile(r"^(?P<type>.+)_x(?P<cx>\d+)_y(?P<cy>\d+)\.tif$")
+#: Band order of the chips by product polarisation code (cross-pol first, as the dataset stores 1SDV).
+PRODUCT_BANDS = {"SDV": ("VH", "VV"), "SSV": ("VV",), "SDH": ("HV", "HH"), "SSH": ("HH",)}
+PRODUCT_RE = re.compile(r"_1(?P<code>S[SD][VH])_")
 
 
 def _float(el, tag):
@@ -63,7 +75,10 @@ def load_scene(scene_dir: Path) -> list[dict]:
         # so each <ship> element is parsed on its own.
         text = xml.read_text(encoding="utf-8", errors="replace")
         for block in re.findall(r"<ship>.*?</ship>", text, flags=re.S):
-            ship = ET.fromstring(block)
+            try:
+                ship = ET.fromstring(block)
+            except ET.ParseError:  # one damaged record: its chip is scored without AIS sizes
+                continue
             sar = ship.find("SARShipInformation")
             ais = ship.find("AISShipInformation")
             if sar is None:
@@ -87,24 +102,49 @@ def load_scene(scene_dir: Path) -> list[dict]:
     return chips
 
 
-def _read_chip(path: Path):
+def scene_polarisations(scene_dir: Path) -> tuple[str, ...] | None:
+    """Band order the scene folder's product id implies (None without a product id)."""
+    m = PRODUCT_RE.search(Path(scene_dir).name)
+    return PRODUCT_BANDS[m["code"]] if m else None
+
+
+def _read_chip(path: Path, expected: tuple[str, ...] | None = None):
+    """Co-polarised band, cross-polarised band (or None) and the polarisation label of a chip."""
     import warnings
 
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            vh = src.read(1).astype(np.float32)
-            vv = src.read(2).astype(np.float32)
-    return vv, vh
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                data = src.read().astype(np.float32)
+                described = tuple((d or "").upper() for d in src.descriptions)
+    except rasterio.errors.RasterioError as exc:
+        raise UserError(f"{path}: not a readable GeoTIFF ({str(exc).splitlines()[0]})") from None
+    if set(described) <= {"VV", "VH", "HH", "HV"} and len(set(described)) == len(described):
+        names = described
+    elif expected is not None:
+        names = expected
+    else:
+        names = PRODUCT_BANDS["SDV"] if len(data) == 2 else PRODUCT_BANDS["SSV"]
+    if len(names) != len(data):
+        raise UserError(f"{path}: {len(data)} band(s), but the product holds {'+'.join(names)} "
+                        f"({len(names)} band(s))")
+    bands = dict(zip(names, data))
+    co = "VV" if "VV" in bands else "HH" if "HH" in bands else None
+    if co is None:
+        raise UserError(f"{path}: no co-polarised band (VV or HH) among {'+'.join(names)}")
+    cross = {"VV": "VH", "HH": "HV"}[co]
+    label = co + (f"+{cross}" if cross in bands else "")
+    return bands[co], bands.get(cross), label
 
 
 def _evaluate_chip(chip: dict) -> dict:
     from ...detectors.sar import detect_vessels_sar
 
-    vv, vh = _read_chip(chip["path"])
+    vv, vh, polarisations = _read_chip(chip["path"], chip.get("expected_bands"))
     h, w = vv.shape
     # North-up metric grid with the origin at the top-left corner; the chip
     # centre is the centre of the middle pixel.
@@ -129,6 +169,7 @@ def _evaluate_chip(chip: dict) -> dict:
         "match": dets[best] if best is not None else None,
         "detections": dets,
         "vv": vv,
+        "polarisations": polarisations,
     }
 
 
@@ -155,6 +196,7 @@ def _summary(results: list[dict]) -> dict:
         "width_mae_m": float(np.mean(wid_err)) if wid_err else None,
         "chips": len(results),
         "other_detections": sum(len(r["detections"]) - int(r["matched"]) for r in results),
+        "polarisations": sorted({r["polarisations"] for r in results}),
     }
 
 
@@ -188,7 +230,8 @@ def _overlay(results: list[dict], title: str, path: Path) -> None:
         ax.set_title(f"AIS {ais} / est {est} m", fontsize=6, color="black" if r["matched"] else "red")
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-    fig.suptitle(f"{title}\nVV dB [-25, 5]; green = match, orange = other", fontsize=8)
+    co = "/".join(sorted({r["polarisations"].split("+")[0] for r in results})) or "VV"
+    fig.suptitle(f"{title}\n{co} dB [-25, 5]; green = match, orange = other", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -217,12 +260,21 @@ def validate_opensarship(path: Path, out_dir: Path) -> dict:
     path, out_dir = Path(path), Path(out_dir)
     scenes = sorted(d for d in path.iterdir() if (d / "Patch_Cal").is_dir())
     if not scenes:
-        raise FileNotFoundError(f"no OpenSARShip scene folders under {path}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise UserError(f"{path}: no OpenSARShip scene folders (<scene>/Patch_Cal/*.tif)")
+    chips_by_scene = {}
+    for scene in scenes:
+        chips = load_scene(scene)
+        if not chips:
+            raise UserError(f"{scene / 'Patch_Cal'}: no chips named <Type>_x<cx>_y<cy>.tif")
+        for chip in chips:
+            chip["expected_bands"] = scene_polarisations(scene)
+        chips_by_scene[scene] = chips
     metrics = {"overall": None, "scenes": {}}
     everything = []
-    for scene in scenes:
-        results = [_evaluate_chip(chip) for chip in load_scene(scene)]
+    # Every chip is read before anything is written: a bad chip changes no output.
+    results_by_scene = {scene: [_evaluate_chip(chip) for chip in chips] for scene, chips in chips_by_scene.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for scene, results in results_by_scene.items():
         everything.extend(results)
         metrics["scenes"][scene.name] = _summary(results)
         _overlay(results, scene.name, out_dir / f"{scene.name}.png")

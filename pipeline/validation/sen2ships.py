@@ -56,6 +56,7 @@ from scipy.optimize import linear_sum_assignment
 from berthwatch.detectors import optical
 from berthwatch.detectors.optical import detect_vessels_optical
 
+from ..core.errors import UserError
 from ..core.atomic import atomic_path, write_json_atomic
 
 BANDS = ("B02", "B03", "B04", "B08", "B11")
@@ -80,7 +81,42 @@ METRIC_KEYS = ("precision", "recall", "f1", "tp", "fp", "fn", "length_mae_m", "w
 
 
 def read_port(folder: Path) -> tuple[dict, Affine, float, list[dict], dict]:
-    """Bands as reflectance, ground-metre transform, ground pixel size, labels, meta."""
+    """Bands as reflectance, ground-metre transform, ground pixel size, labels, meta.
+
+    Raises
+    ------
+    UserError
+        One line naming the folder when its files are missing or damaged.
+    """
+    try:
+        out = _read_port(Path(folder))
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, StopIteration,
+            rasterio.errors.RasterioError) as exc:
+        raise UserError(f"{folder}: not laid out like a sen2ships port folder "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    missing = [b for b in BANDS if b not in out[0]]
+    if missing:
+        raise UserError(f"{folder}: missing band file(s) {', '.join(m + '.tif' for m in missing)}")
+    return out
+
+
+def _check_port_files(folder: Path) -> None:
+    missing = [f"{b}.tif" for b in BANDS if not (folder / f"{b}.tif").is_file()]
+    if missing:
+        raise UserError(f"{folder}: missing band file(s) {', '.join(missing)}")
+    try:
+        meta = json.loads((folder / "vessels.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{folder / 'vessels.json'}: not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("annotations"), list) or not all(
+            isinstance(a, dict) and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4
+            for a in meta["annotations"]):
+        raise UserError(f"{folder / 'vessels.json'}: needs 'annotations', a list of {{bbox: [x, y, w, h]}}")
+
+
+def _read_port(folder: Path) -> tuple[dict, Affine, float, list[dict], dict]:
     bands = {}
     transform = None
     crs = None
@@ -256,10 +292,12 @@ def validate_sen2ships(path: Path, out_dir: Path, cross_validate: bool = False) 
     """
     path = Path(path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ports = sorted(p for p in path.iterdir() if (p / "vessels.json").exists())
     if not ports:
-        raise FileNotFoundError(f"no sen2ships port folders under {path}")
+        raise UserError(f"{path}: no sen2ships port folders (<port>/vessels.json with B02..B11.tif)")
+    for port in ports:  # cheap checks first, so that a damaged port changes no output
+        _check_port_files(port)
+    out_dir.mkdir(parents=True, exist_ok=True)
     scenes = {}
     tp = fp = fn = 0
     all_len, all_wid = [], []

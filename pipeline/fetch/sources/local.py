@@ -113,11 +113,41 @@ class LocalSource:
         except Exception as exc:
             raise UserError(f"--catalog: {path}: not a readable STAC catalog ({exc})") from None
         self._items = None
+        #: ``{item file: problem}`` of catalog items that cannot be read; the fetch stage
+        #: reports them as failures (exit 1) and fetches the others.
+        self.problems: dict[str, str] = {}
 
     def items(self) -> list:
         if self._items is None:
-            self._items = list(self.catalog.get_items(recursive=True))
+            self._items = list(self._walk(self.catalog))
         return self._items
+
+    def _walk(self, catalog):
+        """Items of ``catalog`` and its children; an unreadable item is recorded and skipped."""
+        import pystac
+
+        for link in catalog.get_links("item"):
+            href = link.get_absolute_href()
+            try:
+                item = link.resolve_stac_object(root=self.catalog).target
+                if not isinstance(item, pystac.Item):
+                    raise TypeError(f"a {type(item).__name__}, not an Item")
+                item.assets.items()  # a list or null 'assets' fails here, not halfway through a fetch
+                if not all(isinstance(a, pystac.Asset) for a in item.assets.values()):
+                    raise TypeError("'assets' must map keys to asset objects")
+            except Exception as exc:  # null, [], missing fields, wrong kinds: pystac raises anything
+                problem = f"{href}: not a readable STAC item ({type(exc).__name__}: {exc})"
+                self.problems[f"catalog/{Path(str(href)).name}"] = problem  # in the fetch summary
+                continue
+            yield item
+        for child_link in catalog.get_links("child"):
+            try:
+                child = child_link.resolve_stac_object(root=self.catalog).target
+            except Exception as exc:
+                problem = f"{child_link.get_absolute_href()}: not a readable STAC catalog ({exc})"
+                self.problems[f"catalog/{Path(str(child_link.get_absolute_href())).name}"] = problem
+                continue
+            yield from self._walk(child)
 
     def processing(self, sensor: str) -> dict:
         p = {"catalog": self.catalog.id, "resolution_m": 10.0, "resampling": "bilinear (SCL nearest)",
