@@ -55,6 +55,9 @@ def ensure_sample(scenario, sample_dir: Path) -> Path:
         return catalog
     log.info("generating the simulated sample (scenario %s) in %s", scenario.name, sample_dir)
     key_path.unlink(missing_ok=True)
+    from .core.atomic import remove_stale_temps
+
+    remove_stale_temps(sample_dir)  # an interrupted generation's temporary files
     catalog = generate_sample(scenario.path, sample_dir)
     from .core.atomic import write_json_atomic
 

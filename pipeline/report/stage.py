@@ -14,6 +14,7 @@ import base64
 import hashlib
 import datetime as dt
 import json
+import os
 import logging
 import math
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from . import evidence as ev
 from .accuracy import load_accuracy
 from .basemap import load_basemap
 from ..core.aoi import AOI, available_aois
-from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic, remove_stale_temps
 from ..core.claims import Claim
 from ..core import observed
 from ..core.contracts import S1, S2, median_composite_path, report_dir, timeseries_path
@@ -293,6 +294,14 @@ def map_geojson(r: ReportData) -> dict:
     return layers
 
 
+def _generated_at() -> dt.datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: identical inputs, identical bytes)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
     """(index.html, report.md, summary dict)."""
     env = _templates()
@@ -302,7 +311,7 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
                figures={k: _data_uri(v) for k, v in figures.items()}, figure_files=sorted(figures),
                leaflet_js=js, leaflet_css=css,
                map_json=json.dumps(map_geojson(r), separators=(",", ":")).replace("</", "<\\/"),
-               generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               generated=_generated_at().strftime("%Y-%m-%d %H:%M UTC"),
                version=__version__, report_version=REPORT_VERSION,
                claimed_teu=an.claimed_teu(r.claim, r.params), step_limits=an.step_detection_limits(), math=math)
     html = env.get_template("report.html.j2").render(**ctx)
@@ -397,6 +406,7 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
                         "aoi_geometry": {a: aoi_objects[a].geometry.wkt for a in aoi_objects}},
                 run=run)
     with DirLock(out):
+        remove_stale_temps(dest)  # left by a killed run
         manifest = Manifest(out, "report")
         result = run_tasks(manifest, [task], force=opts.force, stop_on_error=True)
     if result.skipped:
