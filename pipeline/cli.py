@@ -154,6 +154,9 @@ def _options(aoi, start, end, sensor, data_dir, out_dir, source="local", require
 
     if source not in SOURCES:
         raise UsageError(f"--source: unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    for option, folder in (("--data-dir", data_dir), ("--out-dir", out_dir)):
+        if Path(folder).exists() and not Path(folder).is_dir():
+            raise UsageError(f"{option}: {folder} is a file, expected a folder")
     s, e = _dates(start, end, require_dates)
     return RunOptions(aois=resolve_aois(aoi), start=s, end=e, sensors=_sensors(sensor), data_dir=data_dir,
                       out_dir=out_dir, source=source, extra=load_params_file(params) if params else {})
@@ -169,7 +172,7 @@ def _claim_for(spec: str, opts):
     for role, aoi_id in (("origin", claim.origin), ("destination", claim.destination)):
         if aoi_id not in known:
             where = claim.path or spec
-            raise UsageError(f"{where}: {role} {aoi_id!r} names no AOI; known: {', '.join(sorted(known))}")
+            raise UserError(f"{where}: {role} {aoi_id!r} names no AOI; known: {', '.join(sorted(known))}")
     return claim
 
 

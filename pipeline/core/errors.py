@@ -30,8 +30,14 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, UserError):
         return one_line(exc)
     if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename if exc.filename is not None else ""
+        where = _short_path(exc.filename) if exc.filename is not None else ""
         if exc.filename2 is not None:
-            where = f"{where} -> {exc.filename2}"
+            where = f"{where} -> {_short_path(exc.filename2)}"
         return one_line(f"{where}: {exc.strerror}" if where else exc.strerror)
     return one_line(f"internal error ({type(exc).__name__}: {exc}); rerun with -v for the traceback")
+
+
+def _short_path(path) -> str:
+    """A path for a one-line message: very long ones (name too long) keep their ends."""
+    text = str(path)
+    return text if len(text) <= 240 else f"{text[:120]}...{text[-100:]}"

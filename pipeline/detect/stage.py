@@ -210,7 +210,12 @@ def run_detect(opts: RunOptions) -> int:
                 failed[key] = reason
                 keys.add(key)
         tasks = [t for t in tasks if t.key not in failed]
-        removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/"))
+        # Detections of dates that have no tiles any more go; those of dates about to be
+        # computed stay until replaced (a date that fails keeps its earlier result).
+        live = {manifest.rel(t.outputs[0]) for t in tasks}
+        live |= {manifest.rel(detection_path(out_dir, k.split("/")[0], dt.date.fromisoformat(k.split("/")[1])))
+                 for k in failed}
+        removed = manifest.prune_orphans(lambda rel: rel.startswith("detections/") and rel not in live)
         manifest.save()
         _submit_stale(tasks, manifest, opts.force, engine, params, futures, fixed["debug_features"])
         result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))

@@ -137,7 +137,7 @@ class LocalSource:
                     raise TypeError("'assets' must map keys to asset objects")
             except Exception as exc:  # null, [], missing fields, wrong kinds: pystac raises anything
                 problem = f"{href}: not a readable STAC item ({type(exc).__name__}: {exc})"
-                self.problems[f"catalog/{Path(str(href)).name}"] = problem  # in the fetch summary
+                self.problems[f"catalog/items/{Path(str(href)).name}"] = problem  # in the fetch summary
                 continue
             yield item
         for child_link in catalog.get_links("child"):
@@ -145,7 +145,7 @@ class LocalSource:
                 child = child_link.resolve_stac_object(root=self.catalog).target
             except Exception as exc:
                 problem = f"{child_link.get_absolute_href()}: not a readable STAC catalog ({exc})"
-                self.problems[f"catalog/{Path(str(child_link.get_absolute_href())).name}"] = problem
+                self.problems[f"catalog/children/{Path(str(child_link.get_absolute_href())).name}"] = problem
                 continue
             yield from self._walk(child)
 
