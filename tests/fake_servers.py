@@ -2,8 +2,8 @@
 
 The real sentinelhub-py, pystac-client and GDAL code paths talk to these over
 127.0.0.1. Faults are injected per path prefix and consumed in order:
-``("status", code, headers)``, ``("reset",)``, ``("truncate",)``, ``("corrupt",)``,
-``("slow", seconds)``.
+``("status", code, headers)``, ``("echo", code)`` (the request's headers and body in the
+error body), ``("reset",)``, ``("truncate",)``, ``("corrupt",)``, ``("slow", seconds)``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ class FakeServer:
                     return
                 if fault and fault[0] == "slow":
                     time.sleep(fault[1])
-                if fault and fault[0] == "status":
+                if fault and fault[0] == "echo":  # a server that echoes the request in its error body
+                    echoed = {"error": {"status": fault[1], "authorization": req.headers.get("Authorization"),
+                                        "request": {"headers": req.headers, "body": req.body.decode("latin-1")}}}
+                    resp = Response.json(echoed, fault[1])
+                elif fault and fault[0] == "status":
                     resp = Response(fault[1], b'{"error": {"status": %d, "reason": "injected"}}' % fault[1],
                                     {"Content-Type": "application/json", **(fault[2] if len(fault) > 2 else {})})
                 else:

@@ -471,6 +471,18 @@ def test_bad_tile_fails_its_date_only_and_keeps_its_earlier_detection(w, case):
     assert not [p for p in w.rglob("*") if is_temp_name(p.name)]
 
 
+def test_date_folder_that_cannot_be_listed_fails_its_date(w):
+    folder = _bad_tile(w).parent
+    shutil.rmtree(folder)
+    folder.symlink_to(folder.name)  # a link to itself: listing it fails (too many levels of links)
+    res = invoke(detect_args(w))
+    assert res.exit_code == 1
+    assert len([ln for ln in res.stderr.splitlines() if str(folder) in ln]) == 1, res.stderr
+    assert (w / "out" / "detections" / "rajin" / f"{BAD_DATE}.geojson").exists()  # kept
+    failed = json.loads((w / "out" / "detections" / "failed.json").read_text())["failed"]
+    assert [f["date"] for f in failed] == [BAD_DATE.isoformat()]
+
+
 @pytest.mark.skipif(ROOT_USER, reason="permissions do not apply to root")
 def test_unreadable_date_folder_fails_its_date(w):
     folder = _bad_tile(w).parent

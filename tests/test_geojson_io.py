@@ -15,7 +15,7 @@ from berthwatch.pipeline.core.geojson_io import feature, read_detections, to_lon
 
 def _summary():
     return {k: 0 for k in SUMMARY_FIELDS} | {"kind": "aoi_summary", "aoi": "rajin", "date": "2023-09-08",
-                                              "sensors": ["sentinel-2-l2a"], "clear_fraction": {"sentinel-2-l2a": 0.9}}
+                                              "sensors": ["sentinel-2-l2a"], "scenes": ["S2_20230908"], "clear_fraction": {"sentinel-2-l2a": 0.9}}
 
 
 def test_detections_file_reads_back_in_geopandas_and_ogr(tmp_path):

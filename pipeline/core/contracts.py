@@ -340,7 +340,18 @@ def unreadable_date_folders(data_dir: Path, aois=None, sensors=None) -> dict[str
             if not os.access(sensor_dir, os.R_OK | os.X_OK):
                 problems[f"{aoi_dir.name}/{sensor_dir.name}"] = f"{sensor_dir}: folder not readable"
                 continue
-            for day in sorted(p for p in sensor_dir.iterdir() if p.is_dir()):
+            for day in sorted(sensor_dir.iterdir()):
+                try:
+                    dt.date.fromisoformat(day.name)
+                except ValueError:
+                    continue
+                try:
+                    os.listdir(day)  # also a dangling or looping link, an I/O error
+                except NotADirectoryError:
+                    continue
+                except OSError as exc:
+                    problems[f"{aoi_dir.name}/{day.name}"] = f"{day}: folder not readable ({exc.strerror})"
+                    continue
                 if not os.access(day, os.R_OK | os.X_OK):
                     problems[f"{aoi_dir.name}/{day.name}"] = f"{day}: folder not readable (permission denied)"
     return problems

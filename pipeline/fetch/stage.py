@@ -95,10 +95,11 @@ def make_source(opts: RunOptions, settings: FetchSettings):
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """One scrubbed line (scrubbed before it is shortened, so no half token survives)."""
+    text = str(exc).strip() or type(exc).__name__
     if not isinstance(exc, UserError):
         text = f"{type(exc).__name__}: {text}"
-    return text[:300]
+    return one_line(text, limit=300)
 
 
 def fetch_tile(source, plan: TilePlan, grid: Grid, tile: Path) -> None:
