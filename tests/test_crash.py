@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def _child(args: list[str], token: str) -> None:
     try:
         os.environ[MARK] = token
         os.environ["SOURCE_DATE_EPOCH"] = "1696636800"  # the report's "generated" stamp, fixed
+        os.environ["OGR_CURRENT_DATE"] = "2023-10-07T00:00:00Z"  # GeoPackage last_change stamps, fixed
         multiprocessing.forkserver._forkserver = multiprocessing.forkserver.ForkServer()
         multiprocessing.resource_tracker._resource_tracker = multiprocessing.resource_tracker.ResourceTracker()
         null = os.open(os.devnull, os.O_WRONLY)
@@ -90,9 +92,21 @@ def marked_processes(token: str) -> list[int]:
 
 
 def outputs(root: Path) -> dict[str, bytes]:
-    """Every output file (not the lock, not the manifests' stat caches) by relative path."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".berthwatch" not in p.parts}
+    """Every output file (not the lock, not the manifests' stat caches) by relative path.
+
+    A GeoPackage is compared by its SQL dump with the output folder's path replaced:
+    it records each row's source file by absolute path.
+    """
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or ".berthwatch" in p.parts:
+            continue
+        if p.suffix == ".gpkg":
+            with sqlite3.connect(p) as db:
+                out[p.relative_to(root).as_posix()] = "\n".join(db.iterdump()).replace(str(root), "<out>").encode()
+        else:
+            out[p.relative_to(root).as_posix()] = p.read_bytes()
+    return out
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -124,7 +138,7 @@ def test_kill9_at_random_points_then_rerun_is_byte_identical(tmp_path):
         (["fetch", *RANGE, "--source", "local", "--catalog", str(catalog), "--max-cloud", "100",
           "--data-dir", str(staged / "data")], 3),
         (["detect", *RANGE, "--workers", "2", "--data-dir", str(staged / "data"), "--out-dir", str(staged)], 3),
-        (["report", *RANGE, "--out-dir", str(staged)], 3),
+        (["report", *RANGE, "--data-dir", str(staged / "data"), "--out-dir", str(staged)], 3),
         (["demo", "--scenario", str(TINY), "--out-dir", str(demo)], 3),
     ]
     kills = 0
