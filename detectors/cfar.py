@@ -64,12 +64,22 @@ from scipy import special
 
 __all__ = [
     "CfarBackground",
+    "CfarSetup",
+    "block_sums",
+    "cfar_censor",
+    "cfar_setup",
+    "cfar_thresholds",
     "cfar_two_parameter",
+    "exceeding",
     "gamma_threshold_factor",
 ]
 
-_STRIP_BLOCKS = 4
-_CANDIDATE_MARGIN = 0.8
+#: Strips are this many block rows high (the unit of the candidate scans).
+STRIP_BLOCKS = 4
+#: Candidates are the pixels above this fraction of the censoring threshold.
+CANDIDATE_MARGIN = 0.8
+_STRIP_BLOCKS = STRIP_BLOCKS
+_CANDIDATE_MARGIN = CANDIDATE_MARGIN
 
 
 @dataclass
@@ -163,8 +173,26 @@ def _block_geometry(guard_px: float, background_px: float) -> tuple[int, int, in
     return best[1], best[2], best[3]
 
 
-def _block_sums(image, valid, block):
-    """Per-block sum, sum of squares and valid count (float64 coarse grids)."""
+def block_sums(image, valid, block):
+    """Per-block sum, sum of squares and valid count (float64 coarse grids).
+
+    Pixel ``(r, c)`` belongs to block ``(r // block, c // block)``; a block's
+    sums depend on its own pixels only, so the sums of a window whose origin
+    is a multiple of ``block`` are that slice of the whole image's.
+
+    Parameters
+    ----------
+    image : (H, W) float32 ndarray
+        Intensity.
+    valid : (H, W) bool ndarray or None
+        Pixels to count (None: all).
+    block : int
+        Block side in pixels.
+
+    Returns
+    -------
+    s1, s2, n : (ceil(H / block), ceil(W / block)) float64 ndarrays
+    """
     h, w = image.shape
     nr, nc = -(-h // block), -(-w // block)
     s1 = np.zeros((nr, nc))
@@ -208,47 +236,51 @@ def _block_sums(image, valid, block):
     return s1, s2, n
 
 
-def _box_sum(padded, pad, half, shape):
+def _box_sum(integral, half, shape):
     """Sum over a (2*half+1)^2 box of blocks centred on every block, clipped at edges.
 
-    ``padded`` is the integral image edge-replicated by ``pad`` on every
-    side: out-of-image box corners then read the values at the image edge,
-    which clips the box, with plain slicing. ``pad >= max(shape)`` serves
-    every ``half``: a box that wide already covers the whole grid.
+    ``integral`` is the (R+1, C+1) integral image; box corners outside the
+    grid are clamped to its edge, which clips the box. Memory stays that of
+    the grid (no padded copies).
     """
     nr, nc = shape
-    half = min(half, pad)
-    lo = pad - half
-    hi = pad + half + 1
-    a = padded[hi : hi + nr, hi : hi + nc] - padded[lo : lo + nr, hi : hi + nc]
-    a -= padded[hi : hi + nr, lo : lo + nc]
-    a += padded[lo : lo + nr, lo : lo + nc]
+    r_hi = np.minimum(np.arange(nr) + half + 1, nr)
+    r_lo = np.maximum(np.arange(nr) - half, 0)
+    c_hi = np.minimum(np.arange(nc) + half + 1, nc)
+    c_lo = np.maximum(np.arange(nc) - half, 0)
+    top, bottom = integral[r_lo], integral[r_hi]
+    a = bottom[:, c_hi] - top[:, c_hi]
+    a -= bottom[:, c_lo]
+    a += top[:, c_lo]
     return a
 
 
-def _integral(a, pad):
+def _integral(a):
     out = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
     np.cumsum(np.cumsum(a, axis=0), axis=1, out=out[1:, 1:])
-    return np.pad(out, pad, mode="edge")
+    return out
 
 
-def _ring_moments(sums, guard_half, outer_half, min_background):
+def _ring_moments(sums, guard_half, outer_half, min_background, widen=True):
     """Ring mean, variance and ENL per block.
 
     Rings with fewer than ``min_background`` valid pixels are widened by
-    doubling the outer box; the last resort is the whole image.
+    doubling the outer box; the last resort is the whole image. Without
+    ``widen`` their moments are NaN.
     """
     s1, s2, n = sums
     shape = s1.shape
-    pad = max(shape)
-    ints = [_integral(a, pad) for a in (s1, s2, n)]
-    guard = [_box_sum(i, pad, guard_half, shape) for i in ints]
-    ring = [_box_sum(i, pad, outer_half, shape) - g for i, g in zip(ints, guard)]
+    ints = [_integral(a) for a in (s1, s2, n)]
+    guard = [_box_sum(i, guard_half, shape) for i in ints]
+    ring = [_box_sum(i, outer_half, shape) - g for i, g in zip(ints, guard)]
     rs1, rs2, rn = ring
     todo = rn < min_background
+    if not widen:
+        rn = np.where(todo, np.nan, rn)
+        todo = np.zeros_like(todo)
     half = outer_half * 2
     while todo.any() and half <= 2 * max(shape):
-        w1, w2, wn = (_box_sum(i, pad, half, shape) - g for i, g in zip(ints, guard))
+        w1, w2, wn = (_box_sum(i, half, shape) - g for i, g in zip(ints, guard))
         ok = todo & (wn >= min_background)
         rs1[ok], rs2[ok], rn[ok] = w1[ok], w2[ok], wn[ok]
         todo &= ~ok
@@ -264,11 +296,22 @@ def _ring_moments(sums, guard_half, outer_half, min_background):
     return mean, var, enl
 
 
-def _exceeding(image, threshold, block, valid, strips=None):
-    """Row and column indices of pixels above their block's threshold.
+def exceeding(image, threshold, block, valid, strips=None):
+    """Row and column indices of pixels above their block's threshold, in row-major order.
 
-    ``strips`` restricts the scan to these strip numbers (strips are
-    ``_STRIP_BLOCKS`` block rows high).
+    Parameters
+    ----------
+    image : (H, W) float32 ndarray
+        Intensity.
+    threshold : (R, C) ndarray
+        Threshold per block (compared in float32).
+    block : int
+        Block side in pixels.
+    valid : (H, W) bool ndarray or None
+        Only these pixels can exceed.
+    strips : iterable of int, optional
+        Restrict the scan to these strip numbers, ascending (strips are
+        ``STRIP_BLOCKS`` block rows high).
     """
     h, w = image.shape
     step = _STRIP_BLOCKS * block
@@ -391,70 +434,151 @@ def cfar_two_parameter(
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != image.shape:
             raise ValueError("valid must have the shape of image")
+    setup = cfar_setup(pixel_size, target_m, guard_m, background_m, pfa, clutter=clutter,
+                       min_background=min_background, censor_pfa=censor_pfa)
+    block = setup.block
+
+    def scan(t_cand, strips):
+        rr, cc = exceeding(image, t_cand, block, valid, strips)
+        return rr, cc, image[rr, cc]
+
+    base_sums = block_sums(image, valid, block)
+    mean, enl, t_det, t_cen = cfar_thresholds(base_sums, setup)
+    # One pass collects every pixel above 0.8 x the censoring threshold; the
+    # censoring iterations then work on this sparse candidate list only.
+    rr, cc, background = cfar_censor(base_sums, setup, (mean, enl, t_det, t_cen),
+                                     scan(CANDIDATE_MARGIN * t_cen, None), scan, censor_iterations)
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[rr, cc] = True
+    if return_background:
+        return mask, background
+    return mask
+
+
+@dataclass(frozen=True)
+class CfarSetup:
+    """Block geometry and threshold law of a CFAR run (see :func:`cfar_setup`)."""
+
+    block: int
+    guard_half: int
+    outer_half: int
+    pfa: float
+    censor_pfa: float
+    clutter: str
+    min_background: int
+
+
+def cfar_setup(pixel_size: float = 10.0, target_m: float = 50.0, guard_m: float = 500.0,
+               background_m: float = 800.0, pfa: float = 10**-6.5, *, clutter: str = "gamma",
+               min_background: int = 400, censor_pfa: float = 1e-3) -> CfarSetup:
+    """Block geometry and thresholds of :func:`cfar_two_parameter` (same parameters, same meaning).
+
+    Returns
+    -------
+    CfarSetup
+        ``block`` (block side, px), ``guard_half`` and ``outer_half`` (box
+        half-widths in blocks) and the threshold law.
+    """
     if clutter not in ("gamma", "gaussian"):
         raise ValueError("clutter must be 'gamma' or 'gaussian'")
-
-    guard_px = max(guard_m, 2.0 * target_m) / pixel_size
-    background_px = max(background_m / pixel_size, guard_px + 2.0)
-    block, guard_half, outer_half = _block_geometry(guard_px, background_px)
-
-    base_sums = _block_sums(image, valid, block)
     for name, value in (("pfa", pfa), ("censor_pfa", censor_pfa)):
         if not 0.0 < value < 1.0:  # also NaN: a probability outside (0, 1) detects nothing or everything
             raise ValueError(f"{name} must be a probability in (0, 1), got {value!r}")
-    censor_pfa = max(censor_pfa, pfa)
-    t_gauss = special.ndtri(1.0 - pfa)
-    t_gauss_censor = special.ndtri(1.0 - censor_pfa)
+    guard_px = max(guard_m, 2.0 * target_m) / pixel_size
+    background_px = max(background_m / pixel_size, guard_px + 2.0)
+    block, guard_half, outer_half = _block_geometry(guard_px, background_px)
+    return CfarSetup(block, guard_half, outer_half, float(pfa), float(max(censor_pfa, pfa)), clutter,
+                     int(min_background))
 
-    def thresholds(sums):
-        mean, var, enl = _ring_moments(sums, guard_half, outer_half, min_background)
-        if clutter == "gamma":
-            idx = _enl_index(enl)
-            t_det = mean * _factor_table(float(pfa))[idx]
-            t_cen = mean * _factor_table(float(censor_pfa))[idx]
-        else:
-            sd = np.sqrt(np.maximum(var, 0.0))
-            t_det = mean + t_gauss * sd
-            t_cen = mean + t_gauss_censor * sd
+
+def cfar_thresholds(sums, setup: CfarSetup, widen: bool = True):
+    """Background mean, ENL, detection and censoring thresholds per block.
+
+    Parameters
+    ----------
+    sums : tuple of (R, C) ndarrays
+        ``s1, s2, n`` from :func:`block_sums` (of the whole image: ring sums
+        come from integral images of the whole grid).
+    setup : CfarSetup
+    widen : bool
+        Widen rings with fewer than ``min_background`` valid pixels (see
+        :func:`cfar_two_parameter`). Without it their thresholds are NaN
+        (a window's provisional thresholds, where the widening would need
+        the rest of the image).
+
+    Returns
+    -------
+    mean, enl, t_det, t_cen : (R, C) ndarrays
+        Non-finite thresholds are +inf (NaN where not widened).
+    """
+    mean, var, enl = _ring_moments(sums, setup.guard_half, setup.outer_half, setup.min_background, widen)
+    if setup.clutter == "gamma":
+        idx = _enl_index(enl)
+        t_det = mean * _factor_table(setup.pfa)[idx]
+        t_cen = mean * _factor_table(setup.censor_pfa)[idx]
+    else:
+        sd = np.sqrt(np.maximum(var, 0.0))
+        t_det = mean + special.ndtri(1.0 - setup.pfa) * sd
+        t_cen = mean + special.ndtri(1.0 - setup.censor_pfa) * sd
+    if widen:
         t_det = np.where(np.isfinite(t_det), t_det, np.inf)
         t_cen = np.where(np.isfinite(t_cen), t_cen, np.inf)
-        return mean, enl, t_det, t_cen
+    return mean, enl, t_det, t_cen
 
-    mean, enl, t_det, t_cen = thresholds(base_sums)
-    # One pass collects every pixel above 0.8 x the censoring threshold; the
-    # censoring iterations then work on this sparse candidate list only.
-    # Another pass is needed only where a threshold drops below the
-    # candidate level (a heavily contaminated background, e.g. a small chip).
-    t_cand = _CANDIDATE_MARGIN * t_cen
-    rr, cc = _exceeding(image, t_cand, block, valid)
-    values = image[rr, cc]
+
+def cfar_censor(base_sums, setup: CfarSetup, thresholds, candidates, scan, censor_iterations: int = 8):
+    """Censoring iterations of :func:`cfar_two_parameter` on a sparse candidate list.
+
+    Parameters
+    ----------
+    base_sums : tuple of (R, C) ndarrays
+        :func:`block_sums` of the whole image.
+    setup : CfarSetup
+    thresholds : tuple
+        ``cfar_thresholds(base_sums, setup)``.
+    candidates : tuple of ndarrays
+        ``rows, cols, values`` of the valid pixels above
+        ``CANDIDATE_MARGIN * t_cen`` (in float32), in row-major order.
+    scan : callable
+        ``scan(t_cand, strips)``: the same for a threshold grid ``t_cand``,
+        restricted to the given strips (ascending ``STRIP_BLOCKS``-block-row
+        strip numbers); called only where a censored threshold falls below
+        the candidate level.
+    censor_iterations : int
+
+    Returns
+    -------
+    rows, cols : ndarrays
+        Detected pixels (above ``t_det``), in candidate order.
+    background : CfarBackground
+    """
+    block = setup.block
+    mean, enl, t_det, t_cen = thresholds
+    t_cand = CANDIDATE_MARGIN * t_cen
+    rr, cc, values = candidates
     for _ in range(max(censor_iterations, 0)):
         cell = (rr // block, cc // block)
         censored = values > t_cen[cell]
-        mean, enl, t_det_new, t_cen_new = thresholds(
-            _subtract_pixels(base_sums, values[censored], rr[censored], cc[censored], block)
-        )
+        mean, enl, t_det_new, t_cen_new = cfar_thresholds(
+            _subtract_pixels(base_sums, values[censored], rr[censored], cc[censored], block), setup)
         with np.errstate(invalid="ignore", divide="ignore"):
             moved = np.count_nonzero(np.abs(t_det_new - t_det) > 0.01 * t_det)
         t_det, t_cen = t_det_new, t_cen_new
         low = t_cen < t_cand
         if low.any():
-            t_cand = np.minimum(t_cand, _CANDIDATE_MARGIN * t_cen)
-            strips = np.unique(np.nonzero(low)[0] // _STRIP_BLOCKS)
-            r_new, c_new = _exceeding(image, t_cand, block, valid, strips)
-            stale = np.isin(rr // (block * _STRIP_BLOCKS), strips)
+            # Another scan only where a threshold drops below the candidate
+            # level (a heavily contaminated background, e.g. a small chip).
+            t_cand = np.minimum(t_cand, CANDIDATE_MARGIN * t_cen)
+            strips = np.unique(np.nonzero(low)[0] // STRIP_BLOCKS)
+            r_new, c_new, v_new = scan(t_cand, strips)
+            stale = np.isin(rr // (block * STRIP_BLOCKS), strips)
             rr = np.concatenate([rr[~stale], r_new])
             cc = np.concatenate([cc[~stale], c_new])
-            values = image[rr, cc]
+            values = np.concatenate([values[~stale], v_new])
         # Converged when (almost) no block threshold moves by more than 1 %:
         # in open clutter some blocks always lose a speckle spike, which
         # changes nothing that matters.
         elif moved <= 0.01 * t_det.size:
             break
     keep = values > t_det[rr // block, cc // block]
-    mask = np.zeros(image.shape, dtype=bool)
-    mask[rr[keep], cc[keep]] = True
-    threshold = t_det
-    if return_background:
-        return mask, CfarBackground(mean=mean, enl=enl, threshold=threshold, block=block)
-    return mask
+    return rr[keep], cc[keep], CfarBackground(mean=mean, enl=enl, threshold=t_det, block=block)

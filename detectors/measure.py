@@ -38,7 +38,7 @@ def rectangle_axes(polygon) -> tuple[float, float, float]:
     return max(l1, l2), min(l1, l2), heading
 
 
-def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
+def measure_objects(labels: np.ndarray, transform: Affine, offset: tuple[int, int] = (0, 0)) -> list[dict]:
     """Outline and shape of every labelled object.
 
     Outlines are the union of the object's pixel squares (vectorised once for
@@ -51,7 +51,11 @@ def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
     labels : (H, W) int ndarray
         0 for background, 1..N for objects (e.g. from :func:`scipy.ndimage.label`).
     transform : affine.Affine
-        Pixel-to-CRS transform of ``labels``.
+        Pixel-to-CRS transform of the grid ``labels`` lies on.
+    offset : (int, int)
+        Row and column of ``labels[0, 0]`` on that grid (``labels`` is a
+        window of a larger raster). Positions are computed on the grid, so a
+        window measures its objects as the whole raster does, to the last bit.
 
     Returns
     -------
@@ -71,6 +75,8 @@ def measure_objects(labels: np.ndarray, transform: Affine) -> list[dict]:
     pixel_labels = labels[rows, cols].astype(np.intp)
     r0, c0 = int(rows.min()), int(cols.min())
     box = labels[r0 : int(rows.max()) + 1, c0 : int(cols.max()) + 1].astype(np.int32)
+    dr, dc = int(offset[0]), int(offset[1])
+    rows, cols, r0, c0 = rows + dr, cols + dc, r0 + dr, c0 + dc
     parts: dict[int, list] = defaultdict(list)
     for geom, value in features.shapes(box, mask=box > 0, transform=transform @ Affine.translation(c0, r0)):
         parts[int(value)].append(shape(geom))

@@ -52,7 +52,7 @@ from .cfar import cfar_two_parameter
 from .measure import measure_objects
 from .records import Vessel
 
-__all__ = ["water_mask_sar", "detect_vessels_sar"]
+__all__ = ["water_mask_sar", "detect_vessels_sar", "sar_valid", "cluster_detections", "vessels_from_clusters"]
 
 SENSOR = "sentinel-1-grd"
 
@@ -210,12 +210,7 @@ def detect_vessels_sar(
     if transform is None:
         transform = Affine(pixel_size, 0.0, 0.0, 0.0, -pixel_size, 0.0)
 
-    valid = np.ones(vv.shape, dtype=bool)
-    for band in bands.values():
-        valid &= np.isfinite(band) & (band > 0)
-    if land_mask is not None:
-        valid &= ~_buffered(np.asarray(land_mask, dtype=bool), land_buffer_m, pixel_size)
-
+    valid = sar_valid(bands, land_mask, land_buffer_m, pixel_size)
     pfa = cfar_params.pop("pfa", 10**-6.5) / len(bands)
     masks, backgrounds = {}, {}
     for name, band in bands.items():
@@ -225,17 +220,62 @@ def detect_vessels_sar(
     detected = np.zeros(vv.shape, dtype=bool)
     for m in masks.values():
         detected |= m
-    if not detected.any():
+    labels, origin = cluster_detections(detected, valid)
+    if labels is None:
         return []
+    found = vessels_from_clusters(labels, origin, bands, masks, backgrounds, transform, pixel_size,
+                                  min_length_m=min_length_m, max_length_m=max_length_m, extent_db=extent_db,
+                                  resolution_m=resolution_m)
+    return [v for _, v in found]
 
-    # Detections are sparse: the closing and labelling run on their bounding
-    # box plus two pixels (the closing reaches one pixel out, and the margin
-    # keeps the erosion's border_value=1 to the true image edge), which gives
-    # the full-image result.
+
+def sar_valid(bands: dict, land_mask=None, land_buffer_m: float = 0.0, pixel_size: float = 10.0) -> np.ndarray:
+    """Pixels :func:`detect_vessels_sar` works on: finite and positive in every band, off the buffered land.
+
+    Parameters
+    ----------
+    bands : dict of (H, W) ndarrays
+        Linear sigma0 by channel name.
+    land_mask : (H, W) bool ndarray, optional
+        True on land.
+    land_buffer_m : float
+        Land is grown by this distance (a window needs this much halo).
+    pixel_size : float
+        Pixel spacing in metres.
+    """
+    valid = None
+    for band in bands.values():
+        ok = np.isfinite(band) & (band > 0)
+        valid = ok if valid is None else valid & ok
+    if land_mask is not None:
+        valid &= ~_buffered(np.asarray(land_mask, dtype=bool), land_buffer_m, pixel_size)
+    return valid
+
+
+def cluster_detections(detected, valid):
+    """Detections grouped into objects: a one-pixel closing, then 8-connected labels.
+
+    Detections are sparse: the closing and labelling run on their bounding
+    box plus two pixels (the closing reaches one pixel out, and the margin
+    keeps the erosion's ``border_value=1`` to the true image edge), which
+    gives the full-image result. A pixel's object therefore depends on the
+    detections within two pixels of it only; labels are numbered in
+    row-major order of each object's first pixel.
+
+    Returns
+    -------
+    labels : (h, w) int ndarray or None
+        Labels on the box (None when nothing is detected).
+    origin : (int, int)
+        Row and column of the box in ``detected``.
+    """
     rows = np.flatnonzero(detected.any(axis=1))
+    if rows.size == 0:
+        return None, (0, 0)
     cols = np.flatnonzero(detected.any(axis=0))
-    r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, vv.shape[0])
-    c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, vv.shape[1])
+    shape = detected.shape
+    r0, r1 = max(int(rows[0]) - 2, 0), min(int(rows[-1]) + 3, shape[0])
+    c0, c1 = max(int(cols[0]) - 2, 0), min(int(cols[-1]) + 3, shape[1])
     window = np.s_[r0:r1, c0:c1]
     square = np.ones((3, 3), dtype=bool)
     closed = ndimage.binary_erosion(
@@ -243,17 +283,50 @@ def detect_vessels_sar(
     ) & valid[window]
     labels, n = ndimage.label(closed, structure=square)
     if n == 0:
-        return []
+        return None, (0, 0)
+    return labels, (r0, c0)
 
-    refined = np.zeros(vv.shape, dtype=np.int32)
+
+def vessels_from_clusters(labels, origin, bands: dict, masks: dict, backgrounds: dict, transform,
+                          pixel_size: float = 10.0, *, keep=None, offset: tuple[int, int] = (0, 0),
+                          min_length_m: float = 20.0, max_length_m: float = 600.0, extent_db: float = 15.0,
+                          resolution_m: float = 20.0) -> list:
+    """Outline, measure and discriminate the objects of :func:`cluster_detections`.
+
+    Parameters
+    ----------
+    labels, origin
+        From :func:`cluster_detections` on this frame (the image, or a window of it).
+    bands, masks, backgrounds : dicts by channel
+        The frame's sigma0, CFAR detections and :class:`.cfar.CfarBackground`
+        (in frame pixel coordinates).
+    transform : affine.Affine
+        Pixel-to-CRS transform of the whole grid.
+    pixel_size : float
+        Pixel spacing in metres.
+    keep : (n_labels,) bool ndarray, optional
+        Which objects to process (label ``k`` is ``keep[k - 1]``); default all.
+    offset : (int, int)
+        Row and column of the frame on the whole grid.
+    min_length_m, max_length_m, extent_db, resolution_m
+        As in :func:`detect_vessels_sar`.
+
+    Returns
+    -------
+    list of (int, Vessel)
+        Label and vessel, in label order.
+    """
+    r0, c0 = origin
+    frame_shape = next(iter(bands.values())).shape
+    refined = np.zeros(frame_shape, dtype=np.int32)
     info = {}
     for lab, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
+        if box is None or (keep is not None and not keep[lab - 1]):
             continue
         obj = labels[box] == lab
         rows0, cols0 = box[0].start + r0, box[1].start + c0
         sl = np.s_[rows0 : rows0 + obj.shape[0], cols0 : cols0 + obj.shape[1]]
-        keep = np.zeros(obj.shape, dtype=bool)
+        kept = np.zeros(obj.shape, dtype=bool)
         stats = {}
         best_scr = -np.inf
         for name, band in bands.items():
@@ -265,17 +338,17 @@ def detect_vessels_sar(
             scr = float(_db(peak / clutter_mean)) if clutter_mean > 0 else float("nan")
             in_cfar = masks[name][sl] & obj
             if in_cfar.any():
-                keep |= in_cfar & (patch >= peak * 10 ** (-extent_db / 10.0))
+                kept |= in_cfar & (patch >= peak * 10 ** (-extent_db / 10.0))
                 if np.isfinite(scr):
                     best_scr = max(best_scr, scr)
             stats[name] = (peak, float(vals[obj].mean()), scr, bool(in_cfar.any()))
-        if not keep.any():
+        if not kept.any():
             continue
-        refined[sl][keep] = lab
+        refined[sl][kept] = lab
         info[lab] = (stats, best_scr)
 
     vessels = []
-    for obj in measure_objects(refined, transform):
+    for obj in measure_objects(refined, transform, offset):
         stats, best_scr = info[obj["label"]]
         raw_len = obj["length_m"]
         raw_wid = obj["area_m2"] / raw_len if raw_len > 0 else 0.0
@@ -294,18 +367,16 @@ def detect_vessels_sar(
             attributes[f"peak_{name}_db"] = float(_db(peak))
             attributes[f"mean_{name}_db"] = float(_db(mean))
             attributes[f"scr_{name}_db"] = scr
-        vessels.append(
-            Vessel(
-                outline=obj["outline"],
-                x=obj["x"],
-                y=obj["y"],
-                length_m=float(length),
-                width_m=float(width),
-                heading_deg=obj["heading_deg"],
-                area_m2=obj["area_m2"],
-                score=_score(best_scr),
-                sensor=SENSOR,
-                attributes=attributes,
-            )
-        )
+        vessels.append((obj["label"], Vessel(
+            outline=obj["outline"],
+            x=obj["x"],
+            y=obj["y"],
+            length_m=float(length),
+            width_m=float(width),
+            heading_deg=obj["heading_deg"],
+            area_m2=obj["area_m2"],
+            score=_score(best_scr),
+            sensor=SENSOR,
+            attributes=attributes,
+        )))
     return vessels

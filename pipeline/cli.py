@@ -261,6 +261,33 @@ def detect(
     _guard(body)
 
 
+@app.command("scene-vessels")
+def scene_vessels(
+    scene: Path = typer.Argument(..., help="GeoTIFF of a whole scene: bands described VV (and VH), linear sigma0."),
+    out: Path = typer.Option(..., "--out", help="GeoJSON file to write (vessels, WGS84)."),
+    land_mask: Optional[Path] = typer.Option(None, "--land-mask",
+                                             help="GeoTIFF on the scene's grid, non-zero = land (e.g. a "
+                                                  "rasterised coastline)."),
+    chunk: int = typer.Option(4096, "--chunk", help="Window side in pixels: sets the memory per task."),
+    workers: int = typer.Option(0, "--workers", min=0, max=1024, help="Worker processes (0: one per CPU, max 8)."),
+    scheduler: str = SchedulerOpt,
+    params: Optional[Path] = ParamsOpt,
+) -> None:
+    """Sentinel-1 vessels of a raster larger than memory, window by window (same result as whole-image)."""
+    def body():
+        from .core.engine import parse_scheduler
+        from .detect.sar_windows import run_scene_vessels
+        from .params import load_params_file
+
+        extra = load_params_file(params) if params else {}
+        extra["scheduler"] = parse_scheduler(scheduler)
+        if workers:
+            extra["workers"] = workers
+        n = run_scene_vessels(scene, out, land_mask, chunk=chunk, extra=extra)
+        typer.echo(f"vessels: {n} in {out}")
+    _guard(body)
+
+
 ClaimOpt = typer.Option("us-nsc-2023-10-13", "--claim", help="Claim YAML path or id of a shipped claim.")
 
 

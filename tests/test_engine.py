@@ -21,26 +21,29 @@ import pytest
 import rasterio
 from tile_factory import harbour_series
 
-from berthwatch.pipeline.core.aoi import available_aois
+from berthwatch.pipeline.core.aoi import available_aois, load_aoi
 from berthwatch.pipeline.core.contracts import S1, S2, timeseries_path
 from berthwatch.pipeline.core.engine import Engine, parse_scheduler
 from berthwatch.pipeline.core.errors import UsageError
 from berthwatch.pipeline.core.options import RunOptions
 from berthwatch.pipeline.detect import run_detect
+from berthwatch.pipeline.simulation.synthetic_aois import write_square_aoi
 
 DATES = [dt.date(2023, 9, 1) + dt.timedelta(days=3 * i) for i in range(6)]
 
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
-    """Six dates of Sentinel-1 + Sentinel-2 tiles over Rajin, detected in this process (the reference)."""
+    """Six dates of Sentinel-1 + Sentinel-2 tiles over Rajin and a small SIMULATED port, detected in this
+    process one AOI after the other (the reference)."""
     root = tmp_path_factory.mktemp("engine")
-    aoi = available_aois()["rajin"]
-    harbour_series(root / "data", aoi.id, aoi.grid(), DATES, berthed_on=DATES[1::3], sensors=(S1, S2),
-                   clouds_on=DATES[2::4])
-    assert run_detect(RunOptions(aois=[aoi], data_dir=root / "data", out_dir=root / "local",
+    aois = [available_aois()["rajin"], load_aoi(write_square_aoi(root / "port01.geojson", "port01", 131.0, 42.0, 2.0))]
+    for aoi in aois:
+        harbour_series(root / "data", aoi.id, aoi.grid(), DATES, berthed_on=DATES[1::3], sensors=(S1, S2),
+                       clouds_on=DATES[2::4])
+    assert run_detect(RunOptions(aois=aois, data_dir=root / "data", out_dir=root / "local",
                                  extra={"workers": 1})) == 0
-    return root, aoi
+    return root, aois
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -88,15 +91,22 @@ def test_cli_rejects_a_bad_scheduler_in_one_line(tmp_path):
 
 
 def test_cli_dask_localcluster_writes_the_same_bytes_and_prints_the_dashboard(series, tmp_path):
-    root, aoi = series
-    res = subprocess.run([sys.executable, "-m", "berthwatch.pipeline.cli", "detect", "--aoi", aoi.id,
+    root, aois = series
+    port = aois[1]
+    res = subprocess.run([sys.executable, "-m", "berthwatch.pipeline.cli", "detect", "--aoi", str(port.path),
                           "--data-dir", str(root / "data"), "--out-dir", str(tmp_path / "out"),
-                          "--scheduler", "dask", "--workers", "2"],
+                          "--scheduler", "dask", "--workers", "1"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "dask: LocalCluster of 2 worker processes on 127.0.0.1; dashboard http://127.0.0.1:" in res.stderr
-    assert outputs(tmp_path / "out") == outputs(root / "local")
-    assert recorded_outputs(tmp_path / "out") == recorded_outputs(root / "local")
+    assert "dask: LocalCluster of 1 worker process on 127.0.0.1; dashboard http://127.0.0.1:" in res.stderr
+    expected = {k: v for k, v in outputs(root / "local").items() if port.id in k}
+    got = outputs(tmp_path / "out")
+    assert len(expected) == len(DATES) + 3 and {k: got[k] for k in expected} == expected
+    assert set(got) == set(expected) | {"timeseries.csv"}
+    lines = timeseries_path(root / "local").read_text().splitlines()
+    assert got["timeseries.csv"].decode().splitlines() == [lines[0]] + [ln for ln in lines[1:] if port.id in ln]
+    local = recorded_outputs(root / "local")
+    assert recorded_outputs(tmp_path / "out") == {k: v for k, v in local.items() if port.id in k}
 
 
 def _kill_a_busy_worker(address: str, stop: threading.Event, killed: list) -> None:
@@ -115,9 +125,9 @@ def _kill_a_busy_worker(address: str, stop: threading.Event, killed: list) -> No
 
 
 def test_existing_cluster_survives_a_worker_killed_mid_run(series, tmp_path, dask_cluster):
-    root, aoi = series
+    root, aois = series
     out = tmp_path / "out"
-    opts = RunOptions(aois=[aoi], data_dir=root / "data", out_dir=out,
+    opts = RunOptions(aois=aois, data_dir=root / "data", out_dir=out,
                       extra={"scheduler": dask_cluster.scheduler_address})
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_a_busy_worker, args=(dask_cluster.scheduler_address, stop, killed))

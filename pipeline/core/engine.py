@@ -171,7 +171,8 @@ class Engine:
                                          host="127.0.0.1", dashboard_address=dashboard,
                                          silence_logs=_logging.WARNING)
             client = Client(self._cluster)
-            where = f"LocalCluster of {self.requested_workers} worker processes on 127.0.0.1"
+            n = self.requested_workers
+            where = f"LocalCluster of {n} worker process{'es' if n != 1 else ''} on 127.0.0.1"
         else:
             try:
                 if self.scheduler.endswith(".json"):
@@ -205,14 +206,11 @@ class Engine:
                     self._cluster = None
 
     # ---- work
-    def submit_all(self, fn: Callable, arg_tuples: list[tuple], *, preload: str,
-                   shared: Iterable[int] = ()) -> list:
+    def submit_all(self, fn: Callable, arg_tuples: list[tuple], *, preload: str) -> list:
         """Start ``fn(*args)`` for every tuple; return futures (``.result()``) in the same order.
 
-        ``shared`` lists argument positions whose values many tuples share by
-        identity (e.g. an AOI's reference): with Dask each such value is sent
-        to every worker once (a replica on each, so a lost worker loses no
-        context), not with every task.
+        Arguments travel with each task (through the scheduler with Dask):
+        keep them small, pass large inputs by their paths.
         """
         if not arg_tuples:
             return []
@@ -221,19 +219,8 @@ class Engine:
             self._pools.append(pool)
             return [pool.submit(fn, *args) for args in arg_tuples]
         client = self.client
-        shared = set(shared)
-        scattered: dict[int, Any] = {}
-        out = []
-        for args in arg_tuples:
-            args = list(args)
-            for i, value in enumerate(args):
-                if i in shared and not _is_plain(value):
-                    key = id(value)
-                    if key not in scattered:
-                        scattered[key] = (value, client.scatter([value], hash=False, broadcast=True)[0])
-                    args[i] = scattered[key][1]
-            out.append(client.submit(fn, *args, pure=False, key=f"{fn.__name__}-{uuid.uuid4().hex}"))
-        return out
+        return [client.submit(fn, *args, pure=False, key=f"{fn.__name__}-{uuid.uuid4().hex}")
+                for args in arg_tuples]
 
     def map(self, fn: Callable, items: Iterable, *, preload: str, initializer: Callable | None = None,
             initargs: tuple = ()) -> Iterator:
@@ -256,7 +243,9 @@ class Engine:
                            for it in items]
             else:
                 token = uuid.uuid4().hex
-                ctx = client.scatter([initargs], hash=False, broadcast=True)[0]
+                # One copy on one worker; the others fetch it from there once (a
+                # broadcast scatter can hang when a worker dies meanwhile).
+                ctx = client.scatter([initargs], hash=False)[0]
                 futures = [client.submit(_call_initialised, token, initializer, ctx, fn, it, pure=False,
                                          key=f"{fn.__name__}-{token[:8]}-{i}")
                            for i, it in zip(itertools.count(), items)]
@@ -270,10 +259,6 @@ class Engine:
         if not self.is_dask:
             return f"{self.requested_workers} local processes"
         return f"Dask ({self.scheduler})"
-
-
-def _is_plain(value: Any) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _has_bokeh() -> bool:

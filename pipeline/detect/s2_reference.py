@@ -179,6 +179,14 @@ def _tile_stack_mask(path: Path) -> np.ndarray:
     return np.packbits(stats["stack_mask"], axis=1)
 
 
+def load_optical_reference(paths: list[Path], digest: str) -> OpticalReference:
+    """The median composite and yards as written by :func:`build_optical_reference`."""
+    median_path, yards_path = paths
+    with rasterio.open(median_path) as m, rasterio.open(yards_path) as y:
+        yards, stacks = y.read().astype(bool)
+        return OpticalReference(m.read(), yards, stacks, list(paths), digest)
+
+
 def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[Path, tuple[str, str]],
                             water: np.ndarray, water_digest: str, params: dict,
                             engine=None) -> OpticalReference:
@@ -200,9 +208,7 @@ def build_optical_reference(ref_dir: Path, aoi_id: str, grid: Grid, tiles: dict[
     paths = [median_path, yards_path]
     try:
         if json.loads(key_path.read_text()) == key and all(p.exists() for p in paths):
-            with rasterio.open(median_path) as m, rasterio.open(yards_path) as y:
-                yards, stacks = y.read().astype(bool)
-                return OpticalReference(m.read(), yards, stacks, paths, digest)
+            return load_optical_reference(paths, digest)
     except (OSError, ValueError, rasterio.errors.RasterioIOError):
         pass
 

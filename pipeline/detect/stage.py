@@ -97,7 +97,7 @@ from .geopackage import write_geopackage
 from .failures import failed_path, print_summary, update_failed
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
 from .timeseries import write_timeseries
-from .water_reference import Reference, ReferenceStore
+from .water_reference import ReferenceFiles, ReferenceStore, build_references
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,15 @@ _worker_contexts: dict = {}
 _worker_lock = threading.Lock()
 
 
-def _detect_in_worker(aoi: AOI, reference: Reference, date: dt.date, tiles: list[TileRef], params: dict,
+def _detect_in_worker(aoi: AOI, reference: ReferenceFiles, date: dt.date, tiles: list[TileRef], params: dict,
                       debug_features: bool = False) -> list:
-    ctx_key = (aoi.id, reference.digest, reference.n_dates, reference.optical.digest if reference.optical else None)
+    """One AOI-date on a worker; the AOI's reference is read from the output folder once per worker."""
+    ctx_key = (aoi.id, reference.key)
     with _worker_lock:  # a Dask worker may run several tasks in threads
         ctx = _worker_contexts.get(ctx_key)
         if ctx is None:
             _worker_contexts.clear()
-            ctx = _worker_contexts[ctx_key] = aoi_context(aoi, reference)
+            ctx = _worker_contexts[ctx_key] = aoi_context(aoi, reference.load())
     return detect_aoi_date(ctx, date, tiles, params, debug_features=debug_features)
 
 
@@ -148,17 +149,21 @@ def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, engine: En
                   futures: dict, debug_features: bool = False) -> None:
     """Start the dates that need computing on the engine (nothing when not worth it).
 
-    The results come back as feature lists and are written (atomically) by
-    this process, in task order, so the manifest and the progress bar stay
-    single-threaded. An AOI's reference goes to each Dask worker once.
+    Tasks carry the AOI's reference by its files (:class:`.water_reference.ReferenceFiles`),
+    so nothing large is sent with each of them. The results come back as
+    feature lists and are written (atomically) by this process, in task
+    order, so the manifest and the progress bar stay single-threaded.
     """
     stale = [t for t in tasks if force or not manifest.is_current(t)]
     if not engine.parallel(len(stale)):
         return
-    args = [(t.meta["aoi"], t.meta["reference"], t.meta["date"], t.meta["tiles"], params, debug_features)
-            for t in stale]
-    for t, future in zip(stale, engine.submit_all(_detect_in_worker, args, preload=__name__,
-                                                  shared=(0, 1))):
+    files = {}
+    args = []
+    for t in stale:
+        ref = t.meta["reference"]
+        handle = files.setdefault(id(ref), ref.files())
+        args.append((t.meta["aoi"], handle, t.meta["date"], t.meta["tiles"], params, debug_features))
+    for t, future in zip(stale, engine.submit_all(_detect_in_worker, args, preload=__name__)):
         futures[t.key] = future
 
 
@@ -182,21 +187,24 @@ def run_detect(opts: RunOptions) -> int:
         futures: dict = {}
         failed: dict[str, str] = {}
         keys: set[str] = set()
+        work = []
         for aoi in opts.aois:
             history = find_tiles(data_dir.absolute(), [aoi.id], opts.sensors)  # workers may have another cwd
             in_range = [t for t in history if (opts.start is None or t.date >= opts.start)
                         and (opts.end is None or t.date <= opts.end)]
             keys |= {f"{aoi.id}/{t.date.isoformat()}" for t in in_range}
-            if not history:
-                continue
-            try:
-                ctx = aoi_context(aoi, store.build(aoi, aoi.grid(), history, params, engine))
-            except Exception as exc:  # the AOI's reference: its dates fail, other AOIs go on
-                log.debug("%s: reference failed", aoi.id, exc_info=True)
+            if history:
+                work.append((aoi, history, in_range))
+        references = build_references(store, [(aoi, history) for aoi, history, _ in work], params, engine)
+        for (aoi, history, in_range), reference in zip(work, references):
+            if isinstance(reference, Exception):  # the AOI's reference: its dates fail, other AOIs go on
+                exc = reference
+                log.debug("%s: reference failed", aoi.id, exc_info=exc)
                 log.error("%s: reference water mask failed, its dates are skipped: %s", aoi.id, describe(exc))
                 failed.update({f"{aoi.id}/{t.date.isoformat()}": f"reference of {aoi.id}: {describe(exc)}"
                                for t in in_range})
                 continue
+            ctx = aoi_context(aoi, reference)
             by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
             for t in in_range:
                 by_date[t.date].append(t)

@@ -24,7 +24,7 @@ from ..core.atomic import atomic_path, write_bytes_atomic
 from ..core.contracts import S1, S2, TileRef
 from ..core.errors import UserError
 from ..core.manifest import MANIFEST_DIR, Manifest, params_hash
-from .s2_reference import OpticalReference, build_optical_reference
+from .s2_reference import OpticalReference, build_optical_reference, load_optical_reference
 from .s2_reference import reference_paths as s2_reference_paths
 from .scenes import load_tile, tile_water
 
@@ -46,6 +46,44 @@ class Reference:
     def paths(self) -> list[Path]:
         """Files of the reference that every date of the AOI depends on."""
         return ([self.path] if self.path is not None else []) + (self.optical.paths if self.optical else [])
+
+    def files(self) -> "ReferenceFiles":
+        """This reference by its files, for the workers: nothing large travels with the tasks."""
+        return ReferenceFiles(self.path, self.n_dates, self.digest, tuple(self.optical.paths) if self.optical else (),
+                              self.optical.digest if self.optical else None,
+                              self.water.shape[1] if self.water is not None else 0)
+
+
+@dataclass(frozen=True)
+class ReferenceFiles:
+    """Where a :class:`Reference` is on disk (``<out>/.berthwatch/reference/``) and which one it is.
+
+    :meth:`load` gives back the arrays the store built (the same bits): the
+    water mask from ``<aoi>.tif``, the observed mask from ``<aoi>.npz``, the
+    Sentinel-2 median and yards from their rasters. Workers must see the
+    output folder at the same path.
+    """
+
+    path: Path | None
+    n_dates: int
+    digest: str | None
+    optical_paths: tuple = ()
+    optical_digest: str | None = None
+    width: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.path, self.n_dates, self.digest, self.optical_digest)
+
+    def load(self) -> Reference:
+        if self.path is None:
+            return Reference(None, None, None, self.n_dates)
+        with rasterio.open(self.path) as ds:
+            water = ds.read(1).astype(bool)
+        with np.load(self.path.with_suffix(".npz")) as z:
+            observed = _unpack(z["observed"], self.width)
+        optical = load_optical_reference(list(self.optical_paths), self.optical_digest) if self.optical_paths else None
+        return Reference(water, observed, self.path, self.n_dates, self.digest, optical)
 
 
 def _pack(mask: np.ndarray) -> np.ndarray:
@@ -80,11 +118,22 @@ def _mask_digest(mask: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+class _PathKeys:
+    """What the store needs of the stage's manifest: relative keys and checksums (for a worker, which has none)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    rel = Manifest.rel
+    checksum = Manifest.checksum
+
+
 class ReferenceStore:
     """Per-AOI cache of tile water masks and the reference mask built from them."""
 
     def __init__(self, out_dir: Path, manifest: Manifest):
-        self.dir = Path(out_dir) / MANIFEST_DIR / "reference"
+        self.out_dir = Path(out_dir)
+        self.dir = self.out_dir / MANIFEST_DIR / "reference"
         self.manifest = manifest
 
     def tif_path(self, aoi_id: str) -> Path:
@@ -231,3 +280,34 @@ class ReferenceStore:
             with rasterio.open(tmp, "w", **profile) as ds:
                 ds.write(water.astype(np.uint8), 1)
                 ds.set_band_description(1, "reference_water")
+
+
+def _build_in_worker(out_dir: Path, aoi: AOI, tiles: list[TileRef], params: dict) -> Reference:
+    return ReferenceStore(out_dir, _PathKeys(out_dir)).build(aoi, aoi.grid(), tiles, params)
+
+
+def build_references(store: ReferenceStore, work: list[tuple[AOI, list[TileRef]]], params: dict,
+                     engine=None) -> list:
+    """The reference of every ``(aoi, tiles)``, in order; an AOI whose reference fails gets its exception.
+
+    With several AOIs and parallel workers each AOI is one task (its files
+    are written atomically by the worker, into the shared output folder;
+    each AOI's files are written by one task only); otherwise the AOIs are
+    built here one after the other, with their per-tile work on ``engine``.
+    The result does not depend on where it is built.
+    """
+    out: list = []
+    if engine is not None and len(work) >= 2 and engine.parallel(len(work)):
+        args = [(store.out_dir.absolute(), aoi, tiles, params) for aoi, tiles in work]
+        for future in engine.submit_all(_build_in_worker, args, preload=__name__):
+            try:
+                out.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - reported per AOI by the stage
+                out.append(exc)
+        return out
+    for aoi, tiles in work:
+        try:
+            out.append(store.build(aoi, aoi.grid(), tiles, params, engine))
+        except Exception as exc:  # noqa: BLE001 - reported per AOI by the stage
+            out.append(exc)
+    return out
