@@ -28,7 +28,7 @@ to be what is asked for:
   statistics refer to the same random variable; ``target_m`` only sets the
   smallest guard box (the guard must hold a whole target).
 
-Speed and memory: background moments are accumulated once on a coarse grid of
+Speed and memory (:mod:`.cfar_grid`): background moments are accumulated once on a coarse grid of
 square blocks (a third to a seventh of the guard window, 160 m at 10 m
 pixels, see ``_block_geometry``); the
 ring statistics come from integral images on that grid (box sums are clipped at
@@ -62,6 +62,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from .cfar_grid import ENL_MAX, STRIP_BLOCKS, _block_geometry, _ring_moments, _subtract_pixels, block_sums, exceeding
+
 __all__ = [
     "CfarBackground",
     "CfarSetup",
@@ -74,12 +76,8 @@ __all__ = [
     "gamma_threshold_factor",
 ]
 
-#: Strips are this many block rows high (the unit of the candidate scans).
-STRIP_BLOCKS = 4
 #: Candidates are the pixels above this fraction of the censoring threshold.
 CANDIDATE_MARGIN = 0.8
-_STRIP_BLOCKS = STRIP_BLOCKS
-_CANDIDATE_MARGIN = CANDIDATE_MARGIN
 
 
 @dataclass
@@ -114,7 +112,7 @@ class CfarBackground:
 # the inverse incomplete gamma function per block would cost more than the
 # rest of the detector; with 4096 nodes over [0.5, 200] looks the nearest node
 # is within 0.08 % in L, far below the estimation noise of L itself.
-_ENL_MIN, _ENL_MAX = 0.5, 200.0
+_ENL_MIN, _ENL_MAX = 0.5, ENL_MAX
 _ENL_NODES = 4096
 _LOG_ENL_GRID = np.linspace(np.log(_ENL_MIN), np.log(_ENL_MAX), _ENL_NODES)
 _FACTOR_TABLES: dict[float, np.ndarray] = {}
@@ -150,210 +148,6 @@ def gamma_threshold_factor(enl, pfa: float) -> np.ndarray:
         Probability of false alarm per pixel.
     """
     return _factor_table(float(pfa))[_enl_index(np.asarray(enl, dtype=float))]
-
-
-def _block_geometry(guard_px: float, background_px: float) -> tuple[int, int, int]:
-    """Block side and guard / background half-widths (in blocks).
-
-    The boxes are odd numbers of blocks centred on the block of the test
-    pixel; the block side is picked, among a third to a seventh of the guard
-    box, to match both box sizes best (ties go to the larger, cheaper block).
-    At 10 m pixels SNAP's 500 m / 800 m give 16-pixel blocks with boxes of
-    3 and 5 blocks: 480 m and 800 m.
-    """
-    best = None
-    lo = max(1, int(guard_px // 7))
-    hi = max(lo, int(guard_px // 3))
-    for b in range(lo, hi + 1):
-        kg = max(1, int(round((guard_px / b - 1) / 2)) * 2 + 1)
-        ko = max(kg + 2, int(round((background_px / b - 1) / 2)) * 2 + 1)
-        err = abs(kg * b - guard_px) / guard_px + abs(ko * b - background_px) / background_px
-        if best is None or err <= best[0] + 1e-9:
-            best = (err, b, kg // 2, ko // 2)
-    return best[1], best[2], best[3]
-
-
-def block_sums(image, valid, block):
-    """Per-block sum, sum of squares and valid count (float64 coarse grids).
-
-    Pixel ``(r, c)`` belongs to block ``(r // block, c // block)``; a block's
-    sums depend on its own pixels only, so the sums of a window whose origin
-    is a multiple of ``block`` are that slice of the whole image's.
-
-    Parameters
-    ----------
-    image : (H, W) float32 ndarray
-        Intensity.
-    valid : (H, W) bool ndarray or None
-        Pixels to count (None: all).
-    block : int
-        Block side in pixels.
-
-    Returns
-    -------
-    s1, s2, n : (ceil(H / block), ceil(W / block)) float64 ndarrays
-    """
-    h, w = image.shape
-    nr, nc = -(-h // block), -(-w // block)
-    s1 = np.zeros((nr, nc))
-    s2 = np.zeros((nr, nc))
-    n = np.zeros((nr, nc))
-    wf = (w // block) * block
-    step = _STRIP_BLOCKS * block
-    for r0 in range(0, h, step):
-        strip = image[r0 : r0 + step]
-        rows = strip.shape[0]
-        br0 = r0 // block
-        if valid is not None:
-            vstrip = valid[r0 : r0 + step]
-            strip = np.where(vstrip, strip, np.float32(0))
-        else:
-            strip = np.asarray(strip, dtype=np.float32)
-        for out, data in ((s1, strip), (s2, strip * strip), (n, None)):
-            if data is None:
-                if valid is None:
-                    continue
-                data = vstrip.astype(np.float32)
-            full = (rows // block) * block
-            if full:
-                rs = data[:full].reshape(full // block, block, w).sum(axis=1, dtype=np.float32)
-                out[br0 : br0 + full // block, : wf // block] = rs[:, :wf].reshape(
-                    full // block, wf // block, block
-                ).sum(axis=2)
-                if wf < w:
-                    out[br0 : br0 + full // block, -1] = rs[:, wf:].sum(axis=1)
-            if full < rows:
-                rs = data[full:].sum(axis=0, dtype=np.float32)
-                out[br0 + full // block, : wf // block] = rs[:wf].reshape(-1, block).sum(axis=1)
-                if wf < w:
-                    out[br0 + full // block, -1] = rs[wf:].sum()
-    if valid is None:
-        rows_in = np.full(nr, block, dtype=float)
-        rows_in[-1] = h - (nr - 1) * block
-        cols_in = np.full(nc, block, dtype=float)
-        cols_in[-1] = w - (nc - 1) * block
-        n = np.outer(rows_in, cols_in)
-    return s1, s2, n
-
-
-def _box_sum(integral, half, shape):
-    """Sum over a (2*half+1)^2 box of blocks centred on every block, clipped at edges.
-
-    ``integral`` is the (R+1, C+1) integral image; box corners outside the
-    grid are clamped to its edge, which clips the box. Memory stays that of
-    the grid (no padded copies).
-    """
-    nr, nc = shape
-    r_hi = np.minimum(np.arange(nr) + half + 1, nr)
-    r_lo = np.maximum(np.arange(nr) - half, 0)
-    c_hi = np.minimum(np.arange(nc) + half + 1, nc)
-    c_lo = np.maximum(np.arange(nc) - half, 0)
-    top, bottom = integral[r_lo], integral[r_hi]
-    a = bottom[:, c_hi] - top[:, c_hi]
-    a -= bottom[:, c_lo]
-    a += top[:, c_lo]
-    return a
-
-
-def _integral(a):
-    out = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
-    np.cumsum(np.cumsum(a, axis=0), axis=1, out=out[1:, 1:])
-    return out
-
-
-def _ring_moments(sums, guard_half, outer_half, min_background, widen=True):
-    """Ring mean, variance and ENL per block.
-
-    Rings with fewer than ``min_background`` valid pixels are widened by
-    doubling the outer box; the last resort is the whole image. Without
-    ``widen`` their moments are NaN.
-    """
-    s1, s2, n = sums
-    shape = s1.shape
-    ints = [_integral(a) for a in (s1, s2, n)]
-    guard = [_box_sum(i, guard_half, shape) for i in ints]
-    ring = [_box_sum(i, outer_half, shape) - g for i, g in zip(ints, guard)]
-    rs1, rs2, rn = ring
-    todo = rn < min_background
-    if not widen:
-        rn = np.where(todo, np.nan, rn)
-        todo = np.zeros_like(todo)
-    half = outer_half * 2
-    while todo.any() and half <= 2 * max(shape):
-        w1, w2, wn = (_box_sum(i, half, shape) - g for i, g in zip(ints, guard))
-        ok = todo & (wn >= min_background)
-        rs1[ok], rs2[ok], rn[ok] = w1[ok], w2[ok], wn[ok]
-        todo &= ~ok
-        half *= 2
-    if todo.any():
-        rs1[todo], rs2[todo], rn[todo] = s1.sum(), s2.sum(), n.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rs1 /= rn
-        rs2 /= rn
-        mean = rs1
-        var = rs2 - mean * mean
-        enl = np.where(var > 0, mean * mean / var, _ENL_MAX)
-    return mean, var, enl
-
-
-def exceeding(image, threshold, block, valid, strips=None):
-    """Row and column indices of pixels above their block's threshold, in row-major order.
-
-    Parameters
-    ----------
-    image : (H, W) float32 ndarray
-        Intensity.
-    threshold : (R, C) ndarray
-        Threshold per block (compared in float32).
-    block : int
-        Block side in pixels.
-    valid : (H, W) bool ndarray or None
-        Only these pixels can exceed.
-    strips : iterable of int, optional
-        Restrict the scan to these strip numbers, ascending (strips are
-        ``STRIP_BLOCKS`` block rows high).
-    """
-    h, w = image.shape
-    step = _STRIP_BLOCKS * block
-    rows_out, cols_out = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
-    buf = np.empty((step, w), dtype=bool)
-    starts = range(0, h, step) if strips is None else (int(k) * step for k in strips)
-    for r0 in starts:
-        strip = image[r0 : r0 + step]
-        rows = strip.shape[0]
-        br0 = r0 // block
-        nb = -(-rows // block)
-        t = np.repeat(threshold[br0 : br0 + nb].astype(np.float32), block, axis=1)[:, :w]
-        full = (rows // block) * block
-        out = buf[:rows]
-        if full:
-            np.greater(
-                strip[:full].reshape(full // block, block, w),
-                t[: full // block, None, :],
-                out=out[:full].reshape(full // block, block, w),
-            )
-        if full < rows:
-            np.greater(strip[full:], t[-1][None, :], out=out[full:])
-        if valid is not None:
-            out &= valid[r0 : r0 + rows]
-        flat = np.flatnonzero(out)
-        rows_out.append(flat // w + r0)
-        cols_out.append(flat % w)
-    return np.concatenate(rows_out), np.concatenate(cols_out)
-
-
-def _subtract_pixels(sums, values, rr, cc, block):
-    """Remove the given pixels from the block sums (sparse: they are few)."""
-    s1, s2, n = sums
-    if rr.size == 0:
-        return sums
-    v = values.astype(np.float64)
-    idx = (rr // block) * s1.shape[1] + (cc // block)
-    size = s1.size
-    d1 = np.bincount(idx, weights=v, minlength=size).reshape(s1.shape)
-    d2 = np.bincount(idx, weights=v * v, minlength=size).reshape(s1.shape)
-    dn = np.bincount(idx, minlength=size).reshape(s1.shape)
-    return s1 - d1, s2 - d2, n - dn
 
 
 def cfar_two_parameter(
