@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_cfar.py", "bench_detect.py", "bench_stacks.py", "bench_update.py"]
+BENCHES = ["bench_cfar.py", "bench_detect.py", "bench_stacks.py", "bench_update.py", "bench_scale.py"]
 
 
 def main() -> int:

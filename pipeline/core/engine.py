@@ -101,9 +101,10 @@ def _call_initialised(token: str, initializer: Callable, initargs: tuple, fn: Ca
 class Engine:
     """Runs functions on this machine's processes or on a Dask cluster.
 
-    Use as a context manager; the pool or cluster client is started only when
-    a caller actually has parallel work (:meth:`parallel`), so a run with
-    nothing to compute starts nothing.
+    Use as a context manager; a pool or LocalCluster is started only when a
+    caller actually has parallel work (:meth:`parallel`), so a run with
+    nothing to compute starts nothing (an existing cluster is connected to
+    on entry, so a wrong address fails at once).
 
     Parameters
     ----------
@@ -129,6 +130,8 @@ class Engine:
 
     # ---- lifecycle
     def __enter__(self) -> "Engine":
+        if self.is_dask and self.scheduler != DASK_LOCAL:
+            self.client  # an existing cluster: fail now, not after the first stage of work
         return self
 
     def __exit__(self, *exc) -> None:
