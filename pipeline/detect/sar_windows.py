@@ -19,17 +19,17 @@ guessing them from a halo:
    returns the per-block sums of its core (a block's sums depend on its own
    pixels only, :func:`detectors.cfar.block_sums`) and, from a provisional
    threshold computed on its own halo of ``outer_half + 1`` blocks, the
-   pixels that may be CFAR candidates: those above 98 % of the provisional
-   candidate level.
+   pixels that may be CFAR candidates: those above 90 % of the provisional
+   candidate level (the censoring lowers thresholds by a few per cent).
 2. **Thresholds** (coordinator, on the block grid: 1/256 of the pixels at
    the default 16-pixel blocks). The exact thresholds of the whole image
    are computed from the assembled sums (:func:`detectors.cfar.cfar_thresholds`);
    the candidate list is the windows' pixels above the exact candidate
    level. Where a provisional threshold was not below the exact one (a ring
-   that needed widening, or rounding), that strip of the image is scanned
-   again exactly, as it is wherever the censoring iterations
-   (:func:`detectors.cfar.cfar_censor`) lower a threshold below the
-   candidate level.
+   that needed widening, or rounding), those blocks of the image are read
+   again, as they are wherever the censoring iterations
+   (:func:`detectors.cfar.cfar_censor`) lower a threshold below the level
+   collected so far.
 3. **Objects** (only windows with detections). Each window reads its core
    plus a halo of at least the longest accepted vessel (``max_length_m``
    plus the resolution, times sqrt 2) and the closing's reach, groups and
@@ -70,8 +70,10 @@ from ..core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: Provisional candidate levels are lowered by this factor (covers rounding of the ring sums).
-PROVISIONAL_SLACK = 0.98
+#: Provisional candidate levels are lowered by this factor: it covers the rounding of the ring
+#: sums and the lowering of thresholds by the censoring, which then finds its candidates among
+#: those already collected instead of reading the image again.
+PROVISIONAL_SLACK = 0.9
 #: Objects closer than this to a window's inner edge may be cut by it (the closing reaches 2 px).
 EDGE_PX = 3
 
@@ -318,10 +320,10 @@ def scene_vessels(spec: SceneSpec, params: dict, engine=None, chunk: int = 4096,
             short = ~(t_low.astype(np.float32) <= t_cand32) & (sums[2] > 0)
         index = np.concatenate([res[name]["index"] for res in first])
         values = np.concatenate([res[name]["values"] for res in first])
-        rows, cols = index // spec.width, index % spec.width
-        keep = values > t_cand32[rows // block, cols // block]
-        keep &= ~short[rows // block, cols // block]
-        index, values = index[keep], values[keep]
+        drop = short[index // spec.width // block, index % spec.width // block]
+        index, values = index[~drop], values[~drop]  # incomplete there: scanned exactly below
+        t_used = np.where(short, t_cand, t_low)
+        t_used = np.where(sums[2] > 0, t_used, -np.inf)  # blocks without water hold no candidate
 
         def scan_blocks(t):
             """Exact candidates where ``t`` (per block) is not NaN, row-major."""
@@ -336,26 +338,45 @@ def scene_vessels(spec: SceneSpec, params: dict, engine=None, chunk: int = 4096,
             order = np.argsort(idx, kind="stable")
             return idx[order], val[order]
 
-        def scan(t, strips):
-            strips = np.asarray(strips)
-            info["rescanned_strips"] += int(strips.size)
-            only = np.full(t.shape, np.nan)
-            for k in strips:
-                only[k * det_cfar.STRIP_BLOCKS:(k + 1) * det_cfar.STRIP_BLOCKS] = \
-                    t[k * det_cfar.STRIP_BLOCKS:(k + 1) * det_cfar.STRIP_BLOCKS]
-            idx, val = scan_blocks(only)
-            return idx // spec.width, idx % spec.width, val
-
         if short.any():
             info["rescanned_blocks"] += int(short.sum())
             idx, val = scan_blocks(np.where(short, t_cand, np.nan))
             index = np.concatenate([index, idx])
             values = np.concatenate([values, val])
         order = np.argsort(index, kind="stable")
-        index, values = index[order], values[order]
+        # Every pixel above ``t_used`` (per block) is known; a rescan reads only the
+        # blocks whose threshold fell below it, the rest is filtered from what is known.
+        known = {"index": index[order], "values": values[order], "t_used": t_used}
+
+        def scan(t, strips, known=known):
+            strips = np.asarray(strips)
+            info["rescanned_strips"] += int(strips.size)
+            in_strips = np.zeros(t.shape, dtype=bool)
+            for k in strips:
+                in_strips[k * det_cfar.STRIP_BLOCKS:(k + 1) * det_cfar.STRIP_BLOCKS] = True
+            lower = in_strips & (t < known["t_used"])
+            if lower.any():
+                info["rescanned_blocks"] += int(lower.sum())
+                idx, val = scan_blocks(np.where(lower, t, np.nan))
+                kr, kc = known["index"] // spec.width // block, known["index"] % spec.width // block
+                stay = ~lower[kr, kc]
+                merged = np.concatenate([known["index"][stay], idx])
+                order = np.argsort(merged, kind="stable")
+                known["index"] = merged[order]
+                known["values"] = np.concatenate([known["values"][stay], val])[order]
+                known["t_used"] = np.where(lower, t, known["t_used"])
+            rows, cols = known["index"] // spec.width, known["index"] % spec.width
+            br, bc = rows // block, cols // block
+            sel = in_strips[br, bc] & (known["values"] > t.astype(np.float32)[br, bc])
+            return rows[sel], cols[sel], known["values"][sel]
+
+        all_strips = np.arange(-(-nr // det_cfar.STRIP_BLOCKS))
+        index_r, index_c, values = scan(t_cand, all_strips)  # the exact candidates: nothing is read
+        info["rescanned_strips"] -= int(all_strips.size)
+        index = index_r * spec.width + index_c
         info["candidates"] += int(index.size)
         rr, cc, background = det_cfar.cfar_censor(
-            sums, setup, thresholds, (index // spec.width, index % spec.width, values), scan, iterations)
+            sums, setup, thresholds, (index_r, index_c, values), scan, iterations)
         detections[name] = (rr, cc)
         backgrounds[name] = (background.mean, background.enl, background.threshold)
 
