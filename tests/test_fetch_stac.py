@@ -162,3 +162,24 @@ def test_band_assets_offsets():
     assert applied.offset == 0.0
     declared = band_assets({}, {"blue": {"href": "x", "raster:bands": [{"scale": 2e-4, "offset": -0.2}]}}, S2)
     assert (declared["B02"].scale, declared["B02"].offset) == (2e-4, -0.2)
+
+
+def test_malformed_search_results_fail_alone(stac):
+    """A search page holding null, a list and an item whose assets are a list: those fail, the rest is fetched."""
+    import json
+
+    from fake_servers import Response
+
+    server, api, aoi, data = stac
+
+    def with_bad_results(req):
+        resp = api.search(req)
+        page = json.loads(resp.body)
+        if not req.json().get("token"):
+            page["features"] += [None, [], {**page["features"][0], "id": "no-assets", "assets": []}]
+        return Response.json(page)
+
+    server.routes.insert(0, ("POST", "/stac/search", with_bad_results))
+    assert run_fetch(options(aoi, data), settings(api)) == 1
+    assert [(t.sensor, t.date.isoformat()) for t in find_tiles(data)] == [
+        (S2, "2023-09-08"), (S1, "2023-09-11"), (S2, "2023-09-20")]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
+import pystac
 
 from ...core.aoi import AOI, Grid
 from ...core.contracts import S1, S2, SENSOR_BANDS
@@ -101,6 +102,9 @@ class StacSource:
 
     def __post_init__(self):
         self._clients: dict[str, object] = {}
+        #: ``{"<aoi>/<sensor>/item-<n>": problem}`` of search results that are not STAC items
+        #: (null, a list, ``assets`` not an object); the fetch stage reports them as failures.
+        self.problems: dict[str, str] = {}
 
     def api_for(self, sensor: str) -> str:
         return (self.api_url or DEFAULT_APIS[sensor]).rstrip("/")
@@ -149,9 +153,19 @@ class StacSource:
         def run(_attempt):
             search = client.search(collections=[COLLECTIONS[sensor]], intersects=aoi.geometry.__geo_interface__,
                                    datetime=when, query=query or None, limit=100)
-            return list(search.items())
+            return list(search.items_as_dicts())
 
-        items = with_retries(run, self.policy, f"{aoi.id} {sensor} search")
+        items = []
+        for i, raw in enumerate(with_retries(run, self.policy, f"{aoi.id} {sensor} search")):
+            try:  # one malformed result is that result's failure, not the search's
+                if not isinstance(raw, dict) or not isinstance(raw.get("assets"), dict):
+                    raise TypeError(f"a STAC item must be an object with an 'assets' object, got {raw!r:.60}")
+                items.append(pystac.Item.from_dict(raw))
+            except Exception as exc:
+                name = raw.get("id") if isinstance(raw, dict) else None
+                self.problems[f"{aoi.id}/{sensor}/item-{i}"] = (
+                    f"{url}/search result {i}{f' ({name})' if name else ''}: not a STAC item "
+                    f"({type(exc).__name__}: {exc})")
         return [s for s in (self._scene(it, sensor, aoi) for it in items) if s is not None and in_range(s.date, start, end)]
 
     def _scene(self, item, sensor: str, aoi: AOI) -> Scene | None:
