@@ -55,23 +55,47 @@ def _child(args: list[str], token: str) -> None:
         os._exit(code if isinstance(code, int) else 1)
 
 
-def run(args: list[str], token: str, kill_after: float | None = None) -> tuple[bool, int]:
-    """(killed while running, exit status) of ``berthwatch args`` in a forked child."""
+def start(args: list[str], token: str) -> int:
+    """Fork a child running ``berthwatch args``; its pid."""
     pid = os.fork()
     if pid == 0:
         _child(args, token)
-    killed = False
-    if kill_after is not None:
-        deadline = time.monotonic() + kill_after
-        while time.monotonic() < deadline:
+    return pid
+
+
+def run(args: list[str], token: str) -> tuple[bool, int]:
+    """(False, exit status) of ``berthwatch args`` run to completion in a forked child."""
+    _, status = os.waitpid(start(args, token), 0)
+    return False, os.waitstatus_to_exitcode(status)
+
+
+def run_chains(chains: list[list[tuple[list[str], float | None]]], token: str) -> list[list[tuple[bool, int]]]:
+    """Run several chains of commands concurrently (one child per chain at a time, no threads).
+
+    Each step is ``(args, kill_after)``: the command is SIGKILLed ``kill_after`` seconds
+    after it started if it is still running (None: run to completion). Returns, per
+    chain, ``(killed while running, exit status)`` of each step.
+    """
+    results: list[list[tuple[bool, int]]] = [[] for _ in chains]
+    running: dict[int, tuple[int, float | None, float]] = {}  # chain -> (pid, kill_after, started)
+    while True:
+        for c, steps in enumerate(chains):
+            if c not in running and len(results[c]) < len(steps):
+                args, kill_after = steps[len(results[c])]
+                running[c] = (start(args, token), kill_after, time.monotonic())
+        if not running:
+            return results
+        for c, (pid, kill_after, started) in list(running.items()):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return False, os.waitstatus_to_exitcode(status)
-            time.sleep(0.01)
-        os.kill(pid, signal.SIGKILL)
-        killed = True
-    _, status = os.waitpid(pid, 0)
-    return killed, os.waitstatus_to_exitcode(status)
+                results[c].append((False, os.waitstatus_to_exitcode(status)))
+                del running[c]
+            elif kill_after is not None and time.monotonic() - started >= kill_after:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                results[c].append((True, os.waitstatus_to_exitcode(status)))
+                del running[c]
+        time.sleep(0.005)
 
 
 def marked_processes(token: str) -> list[int]:
@@ -134,20 +158,26 @@ def test_kill9_at_random_points_then_rerun_is_byte_identical(tmp_path):
     for target in (staged, demo):
         shutil.copytree(clean / "sample", target / "sample")
     catalog = staged / "sample" / "catalog.json"
-    plan = [
-        (["fetch", *RANGE, "--source", "local", "--catalog", str(catalog), "--max-cloud", "100",
-          "--data-dir", str(staged / "data")], 3),
-        (["detect", *RANGE, "--workers", "2", "--data-dir", str(staged / "data"), "--out-dir", str(staged)], 3),
-        (["report", *RANGE, "--data-dir", str(staged / "data"), "--out-dir", str(staged)], 3),
-        (["demo", "--scenario", str(TINY), "--out-dir", str(demo)], 3),
+    commands = [
+        ["fetch", *RANGE, "--source", "local", "--catalog", str(catalog), "--max-cloud", "100",
+         "--data-dir", str(staged / "data")],
+        ["detect", *RANGE, "--workers", "2", "--data-dir", str(staged / "data"), "--out-dir", str(staged)],
+        ["report", *RANGE, "--data-dir", str(staged / "data"), "--out-dir", str(staged)],
+        ["demo", "--scenario", str(TINY), "--out-dir", str(demo)],
     ]
-    kills = 0
-    for args, n_kills in plan:
-        for i in range(n_kills):
-            # Each rerun has less left to do (what the killed runs finished is kept).
-            killed, _code = run(args, token, kill_after=rng.uniform(0.02, 0.9 * max(took[args[0]], 0.1) / (i + 1)))
-            kills += killed
-        assert run(args, token) == (False, 0), args[0]
+    steps = []
+    for args in commands:
+        # Three kills, then a run to completion; each rerun has less left to do (what the
+        # killed runs finished is kept), so the later delays are shorter.
+        steps.append([(args, rng.uniform(0.02, 0.9 * max(took[args[0]], 0.1) / (i + 1))) for i in range(3)]
+                     + [(args, None)])
+    # The stages in one folder and the demo in another run side by side.
+    staged_steps = [step for chain in steps[:3] for step in chain]
+    results = run_chains([staged_steps, steps[3]], token)
+    outcomes = results[0] + results[1]
+    kills = sum(killed for killed, _ in outcomes)
+    finals = [outcomes[i] for i in (3, 7, 11, 15)]
+    assert finals == [(False, 0)] * 4, finals
     assert kills >= 8, f"only {kills} of 12 kills hit a running command"
 
     deadline = time.monotonic() + 10
