@@ -388,3 +388,23 @@ def test_keep_going_reports_a_failed_fetch_and_without_it_nothing_is_written(tmp
     assert run_update(opts, claim, UpdateSettings(run_date=D("2023-09-10"), keep_going=True)) == 1
     doc = json.loads((tmp_path / "out" / "changes" / "2023-09-10.json").read_text())
     assert "fetch" in doc["failed"] and doc["new_acquisitions"] == [] and not doc["notable"]
+
+
+def test_failed_detections_are_listed_with_the_stage_reason(tmp_path):
+    from berthwatch.pipeline.core.aoi import resolve_aois
+    from berthwatch.pipeline.core.options import RunOptions
+    from berthwatch.pipeline.update.stage import _failed_dates
+    from berthwatch.pipeline.update.state import snapshot
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    for day in ("2023-09-04", "2023-09-06"):
+        tile = data / "tiles" / "rajin" / S2 / day / f"S2_{day}.tif"
+        tile.parent.mkdir(parents=True)
+        tile.write_bytes(b"")
+    (out / "detections").mkdir(parents=True)
+    (out / "detections" / "failed.json").write_text(json.dumps({"failed": [
+        {"aoi": "rajin", "date": "2023-09-06", "error": "tile is not a GeoTIFF", "kept_previous": True}]}))
+    opts = RunOptions(aois=resolve_aois(["rajin"]), data_dir=data, out_dir=out, source="local")
+    assert _failed_dates(opts, snapshot(out)) == {
+        "rajin/2023-09-04": "detection failed (see the log above)",
+        "rajin/2023-09-06": "tile is not a GeoTIFF; the earlier detections are kept"}

@@ -102,7 +102,13 @@ def fetch_windows(last: dict[tuple[str, str], dt.date], aois: list[str], sensors
 
 
 def _failed_dates(opts: RunOptions, after: Snapshot) -> dict[str, str]:
-    """AOI-dates with tiles on disk whose detections do not cover those tiles (detect failed on them)."""
+    """AOI-dates the detect stage could not compute, with its reason.
+
+    The stage lists them in ``<out>/detections/failed.json`` (with the error);
+    a date whose tiles on disk no detections file covers counts as failed too.
+    """
+    from ..detect.failures import read_failed
+
     out_dir = Path(opts.out_dir)
     on_disk: dict[str, set[Path]] = {}
     for t in find_tiles(opts.data_dir, opts.aoi_ids, opts.sensors):
@@ -112,9 +118,12 @@ def _failed_dates(opts: RunOptions, after: Snapshot) -> dict[str, str]:
         rec = after.detections.get(key)
         done = {(p if p.is_absolute() else out_dir / p).resolve() for p in map(Path, rec.tiles)} if rec else set()
         if not tiles <= done:
-            failed[key] = "detection failed (see the log above)" if rec is None else \
-                "detection of its new tiles failed; the earlier detections are kept"
-    return failed
+            failed[key] = "detection failed (see the log above)"
+    for key, entry in read_failed(out_dir).items():
+        if key.split("/")[0] in opts.aoi_ids:
+            failed[key] = str(entry.get("error") or "detection failed") + (
+                "; the earlier detections are kept" if entry.get("kept_previous") else "")
+    return dict(sorted(failed.items()))
 
 
 def build_document(opts: RunOptions, claim: Claim, s: UpdateSettings, before: Snapshot, after: Snapshot,
