@@ -140,6 +140,16 @@ def test_stac_faults_are_retried_and_rerun_skips(stac):
     assert not server.hits("/files/")[n:] and all(not r.path.startswith("/files/") for r in server.requests[n:])
 
 
+@pytest.mark.parametrize("fault", [("status", 503), ("reset",)])
+def test_each_fault_is_retried_by_one_layer_only(stac, fault):
+    """attempts=3 means three requests, whichever layer retries (not 3 x 3 with two stacked)."""
+    server, api, aoi, data = stac
+    server.inject("/stac/search", *[fault] * 20)
+    assert run_fetch(options(aoi, data, sensors=(S2,)), settings(api, workers=1, attempts=3)) == 1
+    assert len(server.hits("/stac/search")) == 3
+    server.faults.clear()
+
+
 def test_stac_unreachable_asset_fails_that_tile_only(stac):
     server, api, aoi, data = stac
     server.inject("/files/S1A_rtc", *[("reset",)] * 40)

@@ -24,6 +24,7 @@ import rasterio
 from rasterio.io import MemoryFile
 from rasterio.shutil import copy as rio_copy
 
+from . import stac_fields
 from .aoi import Grid, grid_footprint_lonlat
 from .atomic import atomic_path, write_json_atomic
 from .errors import UserError
@@ -179,6 +180,9 @@ def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str
             ds.write(stack)
             for i, n in enumerate(names, 1):
                 ds.set_band_description(i, n)
+            # What QGIS and GDAL need to show the tile right: R, G, B bands named as such
+            # (true colour by default) and each band's unit; the values stay as stored.
+            describe_bands(ds, sensor)
             ds.update_tags(sensor=sensor)
         with mem.open() as src, atomic_path(path) as tmp:
             # ZSTD level 1 with the floating-point predictor: 2-5x faster to write and
@@ -188,6 +192,21 @@ def write_tile(path: Path, bands: dict[str, np.ndarray], grid: Grid, sensor: str
             # 2.5x the pixels; a read takes 34 ms instead of 46).
             rio_copy(src, tmp, driver="COG", compress="ZSTD", level=1, predictor=3, blocksize=256,
                      overviews="AUTO", resampling="average")
+
+
+def describe_bands(ds, sensor: str) -> None:
+    """Colour interpretation (Sentinel-2 B04/B03/B02 as red/green/blue) and units of an open tile."""
+    from rasterio.enums import ColorInterp
+
+    names = tuple(ds.descriptions)  # the tile's own bands (Sentinel-1 may be single-polarised)
+    rgb = {"B04": ColorInterp.red, "B03": ColorInterp.green, "B02": ColorInterp.blue}
+    ds.colorinterp = [rgb.get(n, ColorInterp.gray if i == 0 else ColorInterp.undefined) if sensor == S2
+                      else (ColorInterp.gray if i == 0 else ColorInterp.undefined) for i, n in enumerate(names)]
+    for i, entry in enumerate(stac_fields.band_entries(names, sensor == S2), 1):
+        ds.set_band_unit(i, entry["unit"])
+        ds.update_tags(i, description=entry["description"])
+    if sensor == S1:
+        ds.update_tags(display_hint="linear power: show 10*log10(value), about -25 to 0 dB")
 
 
 def read_tile(path: Path) -> tuple[dict[str, np.ndarray], Grid]:
@@ -247,6 +266,13 @@ def write_item(
     footprint = grid_footprint_lonlat(grid)
     if datetime.tzinfo is None:
         datetime = datetime.replace(tzinfo=dt.timezone.utc)
+    scl = None
+    if sensor == S2:
+        with rasterio.open(tile) as ds:
+            scl = ds.read(SENSOR_BANDS[S2].index("SCL") + 1)
+    centre = footprint.centroid
+    extensions, ext_props, asset_fields = stac_fields.item_fields(sensor == S2, _tile_bands(tile), datetime,
+                                                                   (centre.x, centre.y), scl)
     props = {
         "platform": platform,
         "constellation": "sentinel-1" if sensor == S1 else "sentinel-2",
@@ -258,16 +284,17 @@ def write_item(
         "proj:code": f"EPSG:{grid.crs.to_epsg()}",
         "proj:shape": [grid.height, grid.width],
         "proj:transform": list(grid.transform)[:6],
+        "proj:bbox": list(grid.bounds),
+        **ext_props,
         **(extra or {}),
     }
     item = pystac.Item(id=tile.stem, geometry=footprint.__geo_interface__, bbox=list(footprint.bounds),
-                       datetime=datetime, properties=props,
-                       stac_extensions=["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
-                                        "https://stac-extensions.github.io/file/v2.1.0/schema.json"])
+                       datetime=datetime, properties=props, stac_extensions=extensions)
     item.add_asset("data", pystac.Asset(
         href=f"./{tile.name}", media_type=pystac.MediaType.COG, roles=["data"],
+        title=f"{sensor} tile, {', '.join(_tile_bands(tile))}",
         extra_fields={"file:checksum": "1220" + sha256_file(tile), "file:size": tile.stat().st_size,
-                      "eo:bands" if sensor == S2 else "berthwatch:bands": [{"name": b} for b in _tile_bands(tile)]},
+                      **asset_fields},
     ))
     write_json_atomic(item_path(tile), item.to_dict(include_self_link=False, transform_hrefs=False))
     return item

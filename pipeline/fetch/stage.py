@@ -26,6 +26,7 @@ from ..core.errors import UserError
 from ..core.scrub import one_line
 from ..core.manifest import DirLock, Manifest, Task
 from ..core.options import RunOptions, progress, stderr
+from .catalog import write_catalog
 from .sources.common import RetryPolicy, TilePlan, check_bands, plan_tiles
 
 log = logging.getLogger("berthwatch.fetch")
@@ -148,6 +149,8 @@ def run_fetch(opts: RunOptions, settings: FetchSettings) -> int:
     from .sources.sentinelhub import quiet_secret_loggers
 
     quiet_secret_loggers()
+    if settings.dry_run and opts.source == "sentinelhub" and not sentinelhub_credentials_present():
+        return _dry_run_without_credentials(opts, settings)
     source = make_source(opts, settings)
     report = FetchReport()
     groups: list[tuple[str, str, Grid, list[TilePlan]]] = []
@@ -176,6 +179,7 @@ def run_fetch(opts: RunOptions, settings: FetchSettings) -> int:
             return 1 if report.failed else 0
         for aoi_id, sensor, grid, plans in groups:
             _fetch_group(source, aoi_id, sensor, grid, plans, manifest, opts, settings, report)
+        write_catalog(opts.data_dir)  # <data>/catalog.json: one collection per AOI and sensor
     _print_summary(report)
     return 1 if report.failed else 0
 
@@ -234,6 +238,40 @@ def _print_dry_run(groups, manifest: Manifest, opts: RunOptions, source) -> None
     if pu_source:
         summary += f", about {total_pu:.2f} processing units (Sentinel Hub rules; CDSE quotas count the same units)"
     print(summary)
+
+
+def sentinelhub_credentials_present() -> bool:
+    """Whether sentinelhub-py's configuration (environment or profile) holds an OAuth client."""
+    from sentinelhub import SHConfig
+
+    try:
+        config = SHConfig()
+    except KeyError:  # unknown SH_PROFILE: make_source reports it
+        return True
+    return bool(config.sh_client_id and config.sh_client_secret)
+
+
+def _dry_run_without_credentials(opts: RunOptions, settings: FetchSettings) -> int:
+    """What a dry run can say without an account: the requests per AOI and sensor and their cost.
+
+    Sentinel Hub's catalogue needs a token, so the scenes cannot be listed; the
+    tile size and processing units per tile are known offline. Ends with one
+    line on stderr saying what to set, and exit code 1 (nothing was listed).
+    """
+    from .sources.sentinelhub import CREDENTIALS_HELP, ENDPOINTS, estimate_processing_units
+
+    if settings.endpoint not in ENDPOINTS:
+        raise UserError(f"--endpoint: unknown endpoint {settings.endpoint!r}; choose from {', '.join(ENDPOINTS)}")
+    print(f"# dry run without Sentinel Hub credentials ({settings.endpoint}): scenes not listed, nothing downloaded")
+    print("\t".join(["aoi", "sensor", "start", "end", "tile_px", "est_pu_per_date"]))
+    for aoi in opts.aois:
+        grid = aoi.grid()
+        for sensor in opts.sensors:
+            print("\t".join([aoi.id, sensor, str(opts.start), str(opts.end), f"{grid.width}x{grid.height}",
+                             f"{estimate_processing_units(sensor, grid):.3f}"]))
+    stderr.print(f"berthwatch: to list the scenes, {CREDENTIALS_HELP}; or use --source stac (no account)",
+                 highlight=False, markup=False, soft_wrap=True)
+    return 1
 
 
 def _print_summary(report: FetchReport, dry_run: bool = False) -> None:

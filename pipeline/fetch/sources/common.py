@@ -179,6 +179,43 @@ class RetryPolicy:
         return min(d * (1.0 + 0.1 * random.random()), self.max_delay)
 
 
+def resolve_host(url: str, what: str) -> None:
+    """Fail at once, naming the host, when the host of ``url`` does not resolve.
+
+    A name that does not resolve (a typo, no network, no DNS) will not resolve
+    on a retry seconds later; without this check each retry layer of the HTTP
+    clients waits its backoff first (about a minute) and the error names a
+    connection pool instead of the host.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from ...core.errors import UserError
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise UserError(f"{what}: {url!r} is not a URL with a host")
+    try:
+        socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserError(f"{what}: cannot resolve host {host} ({exc.strerror or exc}); "
+                        "check the network connection and the URL") from None
+
+
+def transport_fault(exc: BaseException) -> bool:
+    """A transient fault of the transfer itself (no HTTP status): refused, reset, timed out, truncated.
+
+    For clients whose session already retries HTTP answers (429, 5xx), so that
+    those are not retried a second time around it.
+    """
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    if status is not None or getattr(response, "status_code", None) is not None:
+        return False
+    return is_transient(exc)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Timeouts, connection errors, HTTP 429 and 5xx, and GDAL network/read errors."""
     import requests
@@ -227,8 +264,9 @@ def gdal_env_options(timeout_s: float, attempts: int, backoff_s: float) -> dict:
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
         "GDAL_HTTP_TIMEOUT": str(max(1, int(round(timeout_s)))),
         "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, int(round(timeout_s)))),
-        "GDAL_HTTP_MAX_RETRY": str(max(0, attempts - 1)),
-        "GDAL_HTTP_RETRY_DELAY": str(backoff_s),
+        # One retry layer: ours around each scene read (with_retries, which also retries
+        # truncated reads and bypasses GDAL's cache on a retry), so GDAL's own is off.
+        "GDAL_HTTP_MAX_RETRY": "0",
         "GDAL_HTTP_MULTIRANGE": "YES",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         "VSI_CACHE": "TRUE",

@@ -39,7 +39,7 @@ from ...core.aoi import AOI, MAX_REQUEST_PX, Grid
 from ...core.contracts import S1, S2, SENSOR_BANDS
 from ...core.errors import UserError
 from . import evalscripts
-from .common import RetryPolicy, Scene, TilePlan, TransientError, with_retries
+from .common import RetryPolicy, Scene, TilePlan, TransientError, resolve_host, with_retries
 
 log = logging.getLogger("berthwatch.fetch")
 
@@ -155,6 +155,8 @@ class SentinelHubSource:
 
         if self._session_checked:
             return
+        resolve_host(self.config.sh_token_url, "Sentinel Hub token service")
+        resolve_host(self.config.sh_base_url, "Sentinel Hub API")
         try:
             SentinelHubDownloadClient(config=self.config).get_session()
         except OAuth2Error as exc:

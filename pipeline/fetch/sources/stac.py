@@ -32,7 +32,7 @@ from ...core.contracts import S1, S2, SENSOR_BANDS
 from ...core.errors import UserError
 from .common import (
     BandAsset, RetryPolicy, Scene, TilePlan, gdal_env_options, in_range, mosaic_first_valid, read_scene_bands,
-    with_retries,
+    resolve_host, transport_fault, with_retries,
 )
 
 log = logging.getLogger("berthwatch.fetch")
@@ -126,15 +126,23 @@ class StacSource:
             from pystac_client.stac_api_io import StacApiIO
             from urllib3 import Retry
 
-            retry = Retry(total=self.policy.attempts - 1, backoff_factor=self.policy.base_delay / 2,
+            # One retry layer per kind of fault, never two stacked: answers (429 with
+            # Retry-After, 5xx) are retried by urllib3 in the client's session; broken,
+            # refused or truncated transfers, which urllib3 cannot retry once the body is
+            # being read, by ours (transport_fault); a host that does not resolve by
+            # nobody (resolve_host fails at once).
+            retry = Retry(total=self.policy.attempts - 1, connect=0, read=0, other=0,
+                          status=self.policy.attempts - 1, backoff_factor=self.policy.base_delay / 2,
                           status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                           respect_retry_after_header=True, raise_on_status=False)
             io = StacApiIO(timeout=self.timeout_s, max_retries=retry)
+            what = "--stac-api" if self.api_url else "STAC API (default)"
+            resolve_host(url, what)
             try:
                 self._clients[url] = with_retries(lambda _a: Client.open(url, stac_io=io), self.policy,
-                                                  f"open {url}")
+                                                  f"open {url}", transient=transport_fault)
             except Exception as exc:
-                raise UserError(f"--stac-api: cannot open STAC API {url} ({' '.join(str(exc).split())[:200]})") \
+                raise UserError(f"{what}: cannot open STAC API {url} ({' '.join(str(exc).split())[:200]})") \
                     from None
         return self._clients[url]
 
@@ -156,7 +164,8 @@ class StacSource:
             return list(search.items_as_dicts())
 
         items = []
-        for i, raw in enumerate(with_retries(run, self.policy, f"{aoi.id} {sensor} search")):
+        for i, raw in enumerate(with_retries(run, self.policy, f"{aoi.id} {sensor} search",
+                                                    transient=transport_fault)):
             try:  # one malformed result is that result's failure, not the search's
                 if not isinstance(raw, dict) or not isinstance(raw.get("assets"), dict):
                     raise TypeError(f"a STAC item must be an object with an 'assets' object, got {raw!r:.60}")
