@@ -86,6 +86,11 @@ def test_sen2ships_regression_floor(tmp_path):
     assert overall["recall"] >= 0.52
     assert overall["f1"] >= 0.56
     assert metrics["cross_validation"]["f1"] <= overall["f1"]
+    # The score's reliability: every reported vessel in one bin, and higher scores are real more often.
+    cal = metrics["calibration"]
+    assert cal["n"] == overall["tp"] + overall["fp"] == sum(b["n"] for b in cal["bins"])
+    seen = [b["observed"] for b in cal["bins"] if b["n"] >= 5]
+    assert len(seen) >= 2 and seen[-1] > seen[0] and 0 <= cal["expected_calibration_error"] < 0.3
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"sen2ships data not found at {DATA} (lay shared/ beside the clone)")

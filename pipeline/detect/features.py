@@ -26,8 +26,9 @@ from ..core.geojson_io import feature
 
 #: What ``score`` means, per sensor (see README "Outputs"): written beside it.
 SCORE_CALIBRATION = {
-    S2: "sentinel-2 single-scene classifier probability (logistic model fitted on sen2ships "
-        "candidates); in time-series mode the physical rules decide and this only ranks",
+    S2: "sentinel-2 single-scene classifier probability (boosted trees fitted on sen2ships candidates); "
+        "its measured reliability per score bin is in the report (section 10, from berthwatch validate "
+        "sen2ships); in time-series mode the physical rules decide and this only ranks",
     S1: "sentinel-1 logistic of the peak signal-to-clutter ratio, 0.5 at 10 dB; a ranking, "
         "not a calibrated probability (OpenSARShip labels only AIS ships, so precision is unmeasured)",
 }

@@ -44,6 +44,8 @@ def _overall(metrics: dict) -> dict:
     if isinstance(cv, dict):
         out["cross_validation"] = {k: cv.get(k) for k in ("method", "precision", "recall", "f1", "measured")}
     out["scenes"] = len(metrics.get("scenes") or {})
+    if isinstance(metrics.get("calibration"), dict):
+        out["calibration"] = metrics["calibration"]
     return out
 
 
