@@ -34,7 +34,7 @@ FETCH_OPTS = --endpoint $(ENDPOINT) $(if $(DRY_RUN),--dry-run) $(if $(MAX_CLOUD)
              $(if $(ORBIT),--orbit $(ORBIT)) $(if $(FORCE),--force)
 DETECT_OPTS = $(if $(FORCE),--force) $(if $(DEBUG_FEATURES),--debug-features)
 
-.PHONY: setup demo test fetch detect report run update validate notebooks bench clean
+.PHONY: setup demo test fetch detect report run update validate notebooks bench calibrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py --out $(OUT)/bench.json
+
+# The report's verdicts and intervals scored on random SIMULATED scenarios (~40 s each; a benchmark, not a test).
+SCENARIOS ?= 80
+calibrate: $(STAMP)
+	$(BIN)/berthwatch calibrate --scenarios $(SCENARIOS) --out-dir $(OUT)/calibration
 
 clean:
 	rm -rf $(OUT) demo-out .pytest_cache build *.egg-info

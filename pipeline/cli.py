@@ -434,6 +434,22 @@ def demo(
     _guard(body)
 
 
+@app.command()
+def calibrate(
+    scenarios: int = typer.Option(80, "--scenarios", min=1, max=2000, help="How many random scenarios."),
+    first_seed: int = typer.Option(1000, "--first-seed", min=0, help="Seed of the first scenario (then +1 each)."),
+    out_dir: Path = typer.Option(Path("out/calibration"), "--out-dir", help="One folder per scenario, and the table."),
+) -> None:
+    """Run the pipeline on random SIMULATED scenarios and score the report against their truth."""
+    def body():
+        from .calibration.run import calibrate as run
+
+        summary = run(range(first_seed, first_seed + scenarios), out_dir)
+        typer.echo(f"calibration: {out_dir / 'calibration.md'} ({summary['scenarios']} scenarios, contradictions "
+                   f"{summary['contradictions_activity']} activity / {summary['contradictions_quantity']} quantity)")
+    _guard(body)
+
+
 # ------------------------------------------------------------------ validate
 def _validate(name: str, fn_path: str, path: Path, out: Path, **kwargs) -> None:
     def body():

@@ -33,6 +33,8 @@ ALLOWED = {
     "review": {"core", "detectors", "berthwatch", *STAGES},
     # the nightly watch runs fetch, detect and report; it never sees the simulated world
     "update": {"core", "detectors", "berthwatch", "fetch", "detect", "report"},
+    # runs the whole pipeline on simulated scenarios, like the demo
+    "calibration": {"core", "detectors", "berthwatch", "simulation", *STAGES},
     "entry": None,  # cli, demo, params: anything
 }
 

@@ -29,12 +29,12 @@ def test_report_uses_the_file_and_records_it(tmp_path):
     default = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert default["verdict"]["activity"] == "consistent"
 
-    # No voyage is ever that certain: with this threshold none is counted.
-    params = _write(tmp_path, "report:\n  min_voyage_confidence: 0.999\n  teu_per_container: [1, 1.5]\n")
+    # No evidence is ever that strong: with this threshold nothing is decided.
+    params = _write(tmp_path, "report:\n  decide_bayes_factor: 1000000000000\n  teu_per_container: [1, 1.5]\n")
     res = CliRunner().invoke(app, ["report", *out, "--params", str(params)])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert summary["params"]["min_voyage_confidence"] == 0.999
+    assert summary["params"]["decide_bayes_factor"] == 1e12
     assert summary["params"]["teu_per_container"] == [1.0, 1.5]
     assert summary["verdict"]["activity"] != "consistent"
 

@@ -51,8 +51,16 @@ def test_summary_json_stable_keys_and_values(in_window_report):
     s = json.loads((out / "report" / "summary.json").read_text())
     assert STABLE_KEYS <= set(s)
     assert s["claim"] == "us-nsc-2023-10-13" and s["window"] == ["2023-09-07", "2023-10-01"]
-    assert s["verdict"]["activity"] == "consistent" and s["verdict"]["quantity"] == "consistent"
+    assert s["verdict"]["activity"] == "consistent" and s["verdict"]["quantity"] == "insufficient_data"
     assert s["verdict"]["reasons"]
+    inf = s["inference"]
+    for period in ("window", "baseline"):
+        b = inf[period]
+        assert b["voyages"]["interval"][0] <= b["voyages"]["median"] <= b["voyages"]["interval"][1]
+        assert b["teu"]["interval"][0] <= b["teu"]["median"] <= b["teu"]["interval"][1]
+        assert 0 <= b["p_any_voyage"] <= 1 and 0 <= b["p_claim_quantity_met"] <= 1
+    assert inf["window"]["p_any_voyage"] > 0.9 and inf["baseline"]["p_any_voyage"] < 0.2
+    assert inf["capacity_teu"] == 521  # Angara 7,300 dwt / 14 t
     assert s["simulated_input"] is True
     loaded = [v for v in s["voyages"] if v["origin"] == "rajin" and v["destination"] == "dunai"]
     assert len(loaded) == 3

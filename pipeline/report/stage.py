@@ -28,6 +28,7 @@ from . import analysis as an
 from . import evidence as ev
 from .accuracy import load_accuracy
 from .basemap import load_basemap
+from .analysis.method_text import limits_text, method_text
 from ..core.aoi import AOI, available_aois
 from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic, remove_stale_temps
 from ..core.claims import Claim
@@ -223,6 +224,7 @@ def summary_dict(r: ReportData) -> dict:
         "simulated_input": r.simulated,
         # additions beyond the stable keys
         "period": [r.period[0].isoformat(), r.period[1].isoformat()],
+        "inference": r.verdict.inference,
         "detect_probability": {k: round(v, 3) for k, v in r.verdict.detect_probability.items()},
         "activity_rate_ratio_detail": r.rate,
         "port_calls": [pc.to_dict() for pc in r.calls],
@@ -313,7 +315,8 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
                map_json=json.dumps(map_geojson(r), separators=(",", ":")).replace("</", "<\\/"),
                generated=_generated_at().strftime("%Y-%m-%d %H:%M UTC"),
                version=__version__, report_version=REPORT_VERSION,
-               claimed_teu=an.claimed_teu(r.claim, r.params), step_limits=an.step_detection_limits(), math=math)
+               claimed_teu=an.claimed_teu(r.claim, r.params), step_limits=an.step_detection_limits(), math=math,
+               inference_method=method_text, inference_limits=limits_text)
     html = env.get_template("report.html.j2").render(**ctx)
     md = env.get_template("report.md.j2").render(**ctx)
     return html, md, summary

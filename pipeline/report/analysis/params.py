@@ -69,6 +69,35 @@ class AnalysisParams:
         absence of voyages counts as evidence against the claim.
     teu_per_container : (float, float)
         TEU of one container: 1 (20-ft box) to 2 (40-ft box).
+    decide_bayes_factor : float
+        A verdict is decided when the data favour one side by at least this
+        Bayes factor (posterior odds over prior odds; default 10, "strong"
+        evidence on Jeffreys' scale, Jeffreys 1961, appendix B; Kass &
+        Raftery 1995 call 3-20 "positive") and the posterior probability of
+        that side exceeds 0.5. ``make calibrate`` measures what this gives on
+        random scenarios (contradictions, decisiveness). The Bayes
+        factor, not the posterior alone, decides so that a prior (how often
+        shuttles run) never decides a verdict that the images do not support:
+        a window hidden by clouds stays insufficient_data.
+    p_detect_s2, p_detect_s1 : float
+        Probability that a large vessel at berth is detected on a clear
+        Sentinel-2 / Sentinel-1 image (observation model of
+        :mod:`.inference`; sources in ``inference.PROVENANCE``).
+    false_alarms_per_date : float
+        Mean false large vessels at berth per usable AOI-date.
+    yard_rise_given_arrival, yard_rise_without_arrival : float
+        Probability that the destination yard's stack area is found to rise
+        between two well-observed Sentinel-2 dates when a ship arrived between
+        them, and when none did (observation model of :mod:`.inference`).
+        Equal values (the default) leave the yard out of the voyage count: on
+        the demo the destination yard rose in 1 of 6 intervals with an arrival
+        and in 1 of 3 without (Dunai also stages exports, and rail clearance
+        cancels unloading within one revisit), so a rise says little there.
+    tonnes_per_teu : float
+        Deadweight per TEU of cargo capacity (14 t: homogeneous loading at
+        which container-ship capacities are quoted).
+    default_capacity_teu : float
+        Capacity of a voyage when the claim names no deadweight.
     """
 
     large_vessel_m: float = LARGE_VESSEL_M
@@ -84,6 +113,20 @@ class AnalysisParams:
     min_voyage_confidence: float = 0.5
     min_detect_probability: float = 0.8
     teu_per_container: tuple[float, float] = (1.0, 2.0)
+    decide_bayes_factor: float = 10.0
+    p_detect_s2: float = 0.75
+    p_detect_s1: float = 0.8
+    false_alarms_per_date: float = 0.1
+    tonnes_per_teu: float = 14.0
+    yard_rise_given_arrival: float = 0.3
+    yard_rise_without_arrival: float = 0.3
+    default_capacity_teu: float = 500.0
+
+    @property
+    def p_detect(self) -> dict[str, float]:
+        from ...core.contracts import S1, S2
+
+        return {S2: self.p_detect_s2, S1: self.p_detect_s1}
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from scipy import stats
@@ -80,6 +80,7 @@ class Verdict:
     quantity: str
     reasons: list[str]
     detect_probability: dict[str, float]
+    inference: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"activity": self.activity, "quantity": self.quantity, "reasons": list(self.reasons)}
@@ -89,64 +90,84 @@ def _fmt_days(window) -> str:
     return f"{window[0].isoformat()} to {window[1].isoformat()}"
 
 
+def decided(posterior: float, bayes_factor: float, min_factor: float) -> int:
+    """+1 when the data favour the hypothesis (Bayes factor >= ``min_factor``, posterior > 0.5), -1 when
+    they favour its negation as strongly (factor <= 1 / ``min_factor``, posterior < 0.5), else 0."""
+    if bayes_factor >= min_factor and posterior > 0.5:
+        return 1
+    if bayes_factor <= 1.0 / min_factor and posterior < 0.5:
+        return -1
+    return 0
+
+
+def _fmt_bf(bf: float) -> str:
+    return f"{bf:.3g}" if 1e-3 <= bf <= 1e3 else ("above 1000" if bf > 1e3 else "below 1/1000")
+
+
 def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage],
-            teu_window: dict, p: AnalysisParams) -> Verdict:
-    """Activity and quantity verdicts with their reasons, in plain words.
+            teu_window: dict, p: AnalysisParams, inference: dict | None = None) -> Verdict:
+    """Activity and quantity verdicts from the posterior of :mod:`.shuttle`, with their reasons.
 
-    Activity: *consistent* when at least one origin->destination voyage with
-    confidence >= ``min_voyage_confidence`` overlaps the window. Otherwise the
-    question is whether the observation schedule could have revealed one: a
-    voyage needs a call seen at both ends, so the probability is the product of
-    :func:`call_detection_probability` at origin and destination. At or above
-    ``min_detect_probability`` the absence is *inconsistent* with the claim;
-    below it the answer is *insufficient_data*.
+    Activity: *consistent* when the posterior probability of at least one
+    origin->destination voyage departing in the window reaches
+    ``decide_probability``, *inconsistent* when it is at most
+    ``1 - decide_probability``, else *insufficient_data*.
 
-    Quantity: the TEU observed on the counted voyages is a lower bound of what
-    was moved (unobserved voyages add to it). It is compared with
-    :func:`claimed_teu`: observing more than a claimed maximum, or, with the
-    schedule good enough to have seen the voyages, less than a claimed minimum,
-    is *inconsistent*; reaching the claimed interval is *consistent*; otherwise
-    *insufficient_data*.
+    Quantity: the same with the probability that the TEU moved in the window
+    meets the claimed quantity (:func:`claimed_teu`; "at least N containers"
+    needs at least N TEU).
+
+    The tracked voyages (``voyages``, ``teu_window``) are named in the
+    reasons: they are the observations the posterior rests on.
     """
+    from .shuttle import infer_shuttle
+
     window = claim.window
     o, d = claim.origin, claim.destination
     groups = by_aoi(observations)
     usable_dates = {aoi: [x.date for x in obs if x.usable(p)] for aoi, obs in groups.items()}
     prob = {aoi: call_detection_probability(usable_dates.get(aoi, []), window, p.call_days) for aoi in (o, d)}
-    p_voyage = prob[o] * prob[d]
-    n_usable = {aoi: sum(1 for x in usable_dates.get(aoi, []) if in_window(x, window)) for aoi in (o, d)}
+    claimed = claimed_teu(claim, p)
+    inf = inference if inference is not None else infer_shuttle(claim, observations, voyages, claimed, p)
+    win = inf["window"]
+    bf_min = p.decide_bayes_factor
+    n_in = inf["usable_looks_in_window"]
     counted = [v for v in voyages if v.origin == o and v.destination == d and v.overlaps(window)
                and v.confidence >= p.min_voyage_confidence]
-    weak = [v for v in voyages if v.origin == o and v.destination == d and v.overlaps(window)
-            and v.confidence < p.min_voyage_confidence]
     reasons: list[str] = []
-    sched = (f"Usable observations in the window {_fmt_days(window)}: {n_usable[o]} at {o}, {n_usable[d]} at {d}; "
-             f"a {p.call_days:g}-day port call would have been seen with probability {prob[o]:.2f} at {o} and "
-             f"{prob[d]:.2f} at {d}, so a voyage (seen at both ends) with probability about {p_voyage:.2f}.")
     for aoi in (o, d):
         if aoi not in groups:
             reasons.append(f"There are no detections at all for {aoi}.")
-    if counted:
+    vy = win["voyages"]
+    p_any = win["p_any_voyage"]
+    bf_any = win["bayes_factor_any_voyage"]
+    numbers = (f"{o}->{d} voyages departing {_fmt_days(window)}: median {vy['median']}, 90 % interval "
+               f"{vy['interval'][0]}-{vy['interval'][1]}; probability of at least one {p_any:.2f} "
+               f"(from {n_in[o]} usable images of {o} and {n_in[d]} of {d} in the window, and all others "
+               f"before and after, through the hidden Markov model of berth occupancy; prior "
+               f"{win['prior']['p_any_voyage']:.2f}, Bayes factor {_fmt_bf(bf_any)})")
+    if decided(p_any, bf_any, bf_min) == 1:
         activity = CONSISTENT
-        reasons.append(f"{len(counted)} {o}->{d} voyage(s) inferred in the window: " + "; ".join(
-            f"a {v.vessel_length_m:.0f} m vessel departed {o} between {v.depart[0]} and {v.depart[1]} and arrived "
-            f"at {d} between {v.arrive[0]} and {v.arrive[1]} (confidence {v.confidence:.2f})" for v in counted) + ".")
-        reasons.append(sched)
-    elif p_voyage >= p.min_detect_probability:
+        reasons.append(f"The images show {o}->{d} shipping in the window: {numbers}.")
+    elif decided(p_any, bf_any, bf_min) == -1:
         activity = INCONSISTENT
-        reasons.append(f"No {o}->{d} voyage was inferred in the window although the images would likely have "
-                       f"shown one. " + sched)
+        reasons.append(f"The images rule out {o}->{d} shipping in the window: {numbers}; empty berths on the usable "
+                       f"dates leave little room for an unseen voyage.")
     else:
         activity = INSUFFICIENT
-        reasons.append(f"No {o}->{d} voyage was inferred in the window, but too few usable images fell in it to "
-                       f"have seen one reliably. " + sched)
-    if weak:
-        reasons.append(f"{len(weak)} further possible voyage(s) in the window have confidence below "
-                       f"{p.min_voyage_confidence:g} and are not counted.")
+        reasons.append(f"The images cannot tell whether {o}->{d} shipping happened in the window: {numbers}; "
+                       f"a decision needs a Bayes factor of {bf_min:g} either way.")
+    if counted:
+        reasons.append(f"{len(counted)} voyage(s) tracked ship by ship in the window: " + "; ".join(
+            f"a {v.vessel_length_m:.0f} m vessel departed {o} between {v.depart[0]} and {v.depart[1]} and arrived "
+            f"at {d} between {v.arrive[0]} and {v.arrive[1]} (confidence {v.confidence:.2f})" for v in counted) + ".")
+    if "baseline" in inf:
+        b = inf["baseline"]
+        reasons.append(f"Baseline {b['days'][0]} to {b['days'][1]} (same length, before the window): median "
+                       f"{b['voyages']['median']} voyages (90 % interval {b['voyages']['interval'][0]}-"
+                       f"{b['voyages']['interval'][1]}), probability of any {b['p_any_voyage']:.2f}.")
 
-    claimed = claimed_teu(claim, p)
     q = claim.quantity
-    lo_obs, hi_obs = teu_window["low"], teu_window["high"]
     if claimed is None:
         quantity = INSUFFICIENT
         reasons.append("The claim states no quantity.")
@@ -156,24 +177,25 @@ def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage
                      + (f" = {c_lo:g}{'' if math.isinf(c_hi) else f'-{c_hi:g}'}{'+' if math.isinf(c_hi) else ''} TEU "
                         f"at {p.teu_per_container[0]:g}-{p.teu_per_container[1]:g} TEU per container"
                         if q.unit == "containers" else ""))
-        obs_txt = (f"the counted voyages in the window carried {teu_window['estimate']} TEU "
-                   f"(range {lo_obs}-{hi_obs})")
-        if teu_window["voyages_without_teu"]:
-            obs_txt += f"; {teu_window['voyages_without_teu']} voyage(s) had no measurable yard change"
-        complete = p_voyage >= p.min_detect_probability and teu_window["voyages_without_teu"] == 0
-        if lo_obs > c_hi:
-            quantity = INCONSISTENT
-            reasons.append(f"Observed more than claimed: {obs_txt}, above the claimed {claim_txt}.")
-        elif hi_obs >= c_lo:
+        met = win["p_claim_quantity_met"]
+        bf_q = win["bayes_factor_claim_quantity"]
+        teu = win["teu"]
+        nums = (f"TEU moved in the window median {teu['median']}, 90 % interval {teu['interval'][0]}-"
+                f"{teu['interval'][1]} (voyages x cargo: measured yard changes where a tracked voyage has them, "
+                f"otherwise 0 to the capacity of {inf['capacity_teu']} TEU, {inf['capacity_source']}); "
+                f"probability that the claimed {claim_txt} was met: {met:.2f} (prior "
+                f"{win['prior']['p_claim_quantity_met']:.2f}, Bayes factor {_fmt_bf(bf_q)})")
+        if win.get("claimed_voyages_min"):
+            nums += f"; the claim needs at least {win['claimed_voyages_min']} full voyage(s)"
+        if decided(met, bf_q, bf_min) == 1:
             quantity = CONSISTENT
-            reasons.append(f"The claimed {claim_txt} is within what was observed: {obs_txt}.")
-        elif complete and n_usable[o] > 0:
+            reasons.append(f"The observations support the claimed quantity: {nums}.")
+        elif decided(met, bf_q, bf_min) == -1:
             quantity = INCONSISTENT
-            reasons.append(f"Observed less than claimed although the schedule would likely have shown the voyages: "
-                           f"{obs_txt}, below the claimed {claim_txt}.")
+            reasons.append(f"The observations rule out the claimed quantity: {nums}.")
         else:
             quantity = INSUFFICIENT
-            reasons.append(f"Cannot tell: {obs_txt}; voyages in the gaps between usable images would add to this, "
-                           f"so it is a lower bound and cannot rule out the claimed {claim_txt}.")
+            reasons.append(f"Cannot tell whether the claimed quantity was moved: {nums}.")
     reasons.append("Imagery shows ships, berths and container stacks; it cannot show what the containers hold.")
-    return Verdict(activity, quantity, reasons, {**prob, "voyage": p_voyage})
+    p_voyage = prob[o] * prob[d]
+    return Verdict(activity, quantity, reasons, {**prob, "voyage": p_voyage}, inf)
