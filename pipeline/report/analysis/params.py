@@ -83,8 +83,9 @@ class AnalysisParams:
         Probability that a large vessel at berth is detected on a clear
         Sentinel-2 / Sentinel-1 image (observation model of
         :mod:`.inference`; sources in ``inference.PROVENANCE``).
-    false_alarms_per_date : float
-        Mean false large vessels at berth per usable AOI-date.
+    false_alarms_per_date : (float, float)
+        Mean false large vessels at berth per usable AOI-date: a quiet and a
+        noisy port, averaged over by their marginal likelihood.
     yard_rise_given_arrival, yard_rise_without_arrival : float
         Probability that the destination yard's stack area is found to rise
         between two well-observed Sentinel-2 dates when a ship arrived between
@@ -116,7 +117,7 @@ class AnalysisParams:
     decide_bayes_factor: float = 10.0
     p_detect_s2: float = 0.75
     p_detect_s1: float = 0.8
-    false_alarms_per_date: float = 0.1
+    false_alarms_per_date: tuple[float, float] = (0.05, 0.4)
     tonnes_per_teu: float = 14.0
     yard_rise_given_arrival: float = 0.3
     yard_rise_without_arrival: float = 0.3

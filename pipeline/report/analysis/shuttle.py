@@ -41,8 +41,12 @@ def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationMod
         if not o.usable(p):
             continue
         miss = 1.0
-        for sensor, clear in o.clear.items():
-            miss *= 1.0 - om.p_detect.get(sensor, 0.0) * max(0.0, min(1.0, clear))
+        for sensor in o.clear:
+            if not o.sensor_usable(sensor, p):
+                continue
+            zones = o.sensor_zones(sensor)  # clear fractions of the AOI and its berths (core.observed)
+            clear = zones.get("berths") if zones.get("berths") is not None else zones.get("aoi", 0.0)
+            miss *= 1.0 - om.p_detect.get(sensor, 0.0) * max(0.0, min(1.0, float(clear)))
         out.append(PortLook(o.date, 1.0 - miss, len(o.large_at_berth(p))))
     return out
 
@@ -152,12 +156,28 @@ def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: 
             "prior": {"p_any_voyage": round(float(1 - prior_pmf[0]), 4),
                       "p_claim_quantity_met": None if met_prior is None else round(met_prior, 4)},
             "bayes_factor_any_voyage": round(bayes_factor(1 - pmf[0], 1 - prior_pmf[0], 1e-6), 3),
+            "likelihood_ratio_max_vs_none": round(max_likelihood_ratio(pmf, prior_pmf), 3),
             "bayes_factor_claim_quantity": (None if met is None else
                                             round(bayes_factor(met, met_prior, 1.0 / N_DRAWS), 3)),
             "claimed_voyages_min": (None if claimed is None or relation not in ("at_least", "about", "exactly")
                                     else max(1, math.ceil(claimed[0] / capacity))),
         }
     return out
+
+
+def max_likelihood_ratio(post: np.ndarray, prior: np.ndarray) -> float:
+    """max over k >= 1 of P(data | k voyages) / P(data | none), from the posterior and prior pmfs.
+
+    ``post[k] / prior[k]`` is P(data | k) / P(data) for the model averaged over its grid. "Any
+    voyage" is a composite hypothesis whose Bayes factor depends on how the prior spreads over 1, 2,
+    ... voyages; to rule it out, the data must rule out even its most favoured member (usually a
+    single voyage, the easiest to miss).
+    """
+    ok = prior > 1e-9
+    ratio = np.where(ok, post / np.where(ok, prior, 1.0), 0.0)
+    if ratio[0] <= 0:
+        return float("inf")
+    return float(ratio[1:].max() / ratio[0])
 
 
 def bayes_factor(posterior: float, prior: float, eps: float) -> float:

@@ -108,13 +108,16 @@ def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage
             teu_window: dict, p: AnalysisParams, inference: dict | None = None) -> Verdict:
     """Activity and quantity verdicts from the posterior of :mod:`.shuttle`, with their reasons.
 
-    Activity: *consistent* when the posterior probability of at least one
-    origin->destination voyage departing in the window reaches
-    ``decide_probability``, *inconsistent* when it is at most
-    ``1 - decide_probability``, else *insufficient_data*.
+    Activity: *consistent* when the images favour at least one
+    origin->destination voyage departing in the window over none by a Bayes
+    factor of at least ``decide_bayes_factor`` (and its posterior probability
+    exceeds 0.5); *inconsistent* when they favour none over every number of
+    voyages, even a single one, by that factor
+    (``likelihood_ratio_max_vs_none``); else *insufficient_data*.
 
-    Quantity: the same with the probability that the TEU moved in the window
-    meets the claimed quantity (:func:`claimed_teu`; "at least N containers"
+    Quantity: *consistent* / *inconsistent* when the Bayes factor of "the TEU
+    moved in the window meets the claimed quantity" reaches the factor or its
+    inverse (:func:`claimed_teu`; "at least N containers"
     needs at least N TEU).
 
     The tracked voyages (``voyages``, ``teu_window``) are named in the
@@ -149,10 +152,11 @@ def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage
     if decided(p_any, bf_any, bf_min) == 1:
         activity = CONSISTENT
         reasons.append(f"The images show {o}->{d} shipping in the window: {numbers}.")
-    elif decided(p_any, bf_any, bf_min) == -1:
+    elif decided(p_any, win["likelihood_ratio_max_vs_none"], bf_min) == -1:
         activity = INCONSISTENT
-        reasons.append(f"The images rule out {o}->{d} shipping in the window: {numbers}; empty berths on the usable "
-                       f"dates leave little room for an unseen voyage.")
+        reasons.append(f"The images rule out {o}->{d} shipping in the window: {numbers}; even a single voyage is "
+                       f"{1 / max(win['likelihood_ratio_max_vs_none'], 1e-9):.3g} times less likely to give these "
+                       f"images than none.")
     else:
         activity = INSUFFICIENT
         reasons.append(f"The images cannot tell whether {o}->{d} shipping happened in the window: {numbers}; "
