@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_cfar.py", "bench_detect.py", "bench_stacks.py", "bench_update.py", "bench_scale.py"]
+BENCHES = ["bench_cfar.py", "bench_detect.py", "bench_stacks.py", "bench_update.py", "bench_scale.py",
+           "bench_report.py"]
 
 
 def main() -> int:

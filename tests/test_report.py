@@ -39,7 +39,7 @@ def test_writes_all_outputs(in_window_report):
     report = out / "report"
     assert index == report / "index.html"
     for name in ("index.html", "report.md", "summary.json", "timeseries-rajin.png", "timeseries-dunai.png",
-                 "voyages.png", "map.png"):
+                 "voyages.png", "map.png", "evidence.png"):
         assert (report / name).stat().st_size > 0, name
         assert (report / name).read_bytes()[:4] != b"" and not name.startswith(".")
     assert not list(report.glob(".*.tmp*")), "temporary files left behind"
@@ -81,7 +81,7 @@ def test_html_is_self_contained(in_window_report):
     # nothing fetched at view time: no external scripts, styles or images
     assert not re.search(r'<(script|img|link)[^>]+(src|href)="(https?:)?//', html)
     assert "<link" not in html
-    assert html.count('src="data:image/png;base64,') == 4  # two time series, voyages, map
+    assert html.count('src="data:image/png;base64,') == 5  # two time series, voyages, map, evidence
     assert "L.geoJSON" in html and "tileLayer" not in html.split("<script>")[-1]
     assert "cannot show what the containers hold" in html
     md = (out / "report" / "report.md").read_text()

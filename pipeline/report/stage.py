@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Bump when the analysis or the report layout changes (reruns then rebuild).
 REPORT_VERSION = "1.0"
 SENSOR_LABEL = {S2: "Sentinel-2 (optical)", S1: "Sentinel-1 (radar)"}
-FIGURES = ("timeseries-{aoi}.png", "voyages.png", "map.png")
+FIGURES = ("timeseries-{aoi}.png", "voyages.png", "map.png", "evidence.png")
 
 
 # ---------------------------------------------------------------- inputs
@@ -381,7 +381,7 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
     except UserError:
         pass
     aoi_objects = {a: known[a] for a in aois if a in known}
-    outputs = [dest / n for n in ("index.html", "report.md", "summary.json", "voyages.png", "map.png")]
+    outputs = [dest / n for n in ("index.html", "report.md", "summary.json", "voyages.png", "map.png", "evidence.png")]
     outputs += [dest / f"timeseries-{a}.png" for a in aois]
     # The contact sheet's images are drawn from the tiles, and the maps over the median composite.
     thumbs = ev.planned_thumbnails([(f.parent.name, dt.date.fromisoformat(f.stem)) for f in files],
