@@ -283,7 +283,4 @@ def all_figures(r) -> dict[str, bytes]:
     out = {f"timeseries-{aoi}.png": timeseries_figure(r, aoi) for aoi in r.aois}
     out["voyages.png"] = voyages_figure(r)
     out["map.png"] = map_figure(r)
-    from .evidence_figure import evidence_figure
-
-    out["evidence.png"] = evidence_figure(r)
     return out

@@ -324,10 +324,12 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
 
 def write_report(r: ReportData, dest: Path) -> Path:
     from . import figures as figs
+    from .evidence_figure import evidence_figure
     from .stamp import stamp_png
 
+    made = {**figs.all_figures(r), "evidence.png": evidence_figure(r)}
     pngs = {name: stamp_png(data, r.simulated, f"berthwatch report figure {name}, claim {r.claim.id}")
-            for name, data in figs.all_figures(r).items()}
+            for name, data in made.items()}
     html, md, summary = render(r, pngs)
     for name, data in pngs.items():
         write_bytes_atomic(dest / name, data)
