@@ -25,8 +25,9 @@ def method_text(inf: dict, p: AnalysisParams, m: ShuttleModel | None = None) -> 
         f"are averaged by their marginal likelihood (Kass & Raftery 1995). TEU = voyages x cargo per voyage: the measured yard change of a tracked voyage, or "
         f"uniform from 0 to the capacity of {inf.get('capacity_teu')} TEU ({inf.get('capacity_source')}). "
         f"The same model without any image gives the prior; a verdict is decided when the images favour one "
-        f"side by a Bayes factor of at least {p.decide_bayes_factor:g} (posterior odds over prior odds; Kass & "
-        f"Raftery 1995) and that side's posterior probability exceeds 0.5.")
+        f"side by a Bayes factor of at least {p.decide_bayes_factor:g} (posterior odds over prior odds; 'strong' "
+        f"on Jeffreys' scale) and that side's posterior probability exceeds 0.5; to rule voyages out, the images "
+        f"must favour none over even a single voyage by that factor.")
 
 
 def limits_text(inf: dict, p: AnalysisParams) -> str:
@@ -34,5 +35,5 @@ def limits_text(inf: dict, p: AnalysisParams) -> str:
         "The model counts ships at berths, not cargo: a ship that calls without loading counts as a voyage, and "
         "TEU rest on yard changes only where a tracked voyage has them. Vessel lengths are not used to tell the "
         "shuttle from other traffic. Calls shorter than the gap between usable images can be missed; the "
-        "intervals include that. Detection probabilities come from the simulated demo and the OpenSARShip "
-        "validation, not from these ports' real imagery. Imagery cannot show what the containers hold.")
+        "intervals include that. Detection and false-alarm rates are measured on simulated scenes (the demo "
+        "and calibration scenarios), not on these ports' real imagery. Imagery cannot show what the containers hold.")
