@@ -72,7 +72,7 @@ def test_report_renders_without_console_errors(report, tmp_path):
     assert 'data-map-ready="1"' in dom  # the inline Leaflet script ran to the end
     assert "leaflet-container" in dom and "leaflet-interactive" in dom  # map with drawn GeoJSON
     assert "Verdict" in dom and 'class="badge consistent"' in dom
-    assert dom.count('src="data:image/png;base64,') == 4
+    assert dom.count('src="data:image/png;base64,') == 5  # + the evidence per date (#15)
     assert "SIMULATED INPUT" in dom
 
 
