@@ -40,8 +40,15 @@ def _child(args: list[str], token: str) -> None:
         os.environ[MARK] = token
         os.environ["SOURCE_DATE_EPOCH"] = "1696636800"  # the report's "generated" stamp, fixed
         os.environ["OGR_CURRENT_DATE"] = "2023-10-07T00:00:00Z"  # GeoPackage last_change stamps, fixed
-        multiprocessing.forkserver._forkserver = multiprocessing.forkserver.ForkServer()
-        multiprocessing.resource_tracker._resource_tracker = multiprocessing.resource_tracker.ResourceTracker()
+        # The modules bind their functions to the instance at import: replace those too, or a
+        # fork server started earlier in this test process (an in-process pool) is reused.
+        fs, rt = multiprocessing.forkserver, multiprocessing.resource_tracker
+        fs._forkserver = fs.ForkServer()
+        for name in ("ensure_running", "get_inherited_fds", "connect_to_new_process", "set_forkserver_preload"):
+            setattr(fs, name, getattr(fs._forkserver, name))
+        rt._resource_tracker = rt.ResourceTracker()
+        for name in ("ensure_running", "register", "unregister", "getfd"):
+            setattr(rt, name, getattr(rt._resource_tracker, name))
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.dup2(null, 2)

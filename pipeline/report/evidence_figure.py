@@ -50,7 +50,8 @@ def evidence_figure(r) -> bytes:
     ax.plot([], [], marker="s", color=OCCUPIED, ls="none", label="large vessel at berth")
     ax.plot([], [], marker="s", mfc="white", mec=EMPTY, ls="none", label="berths empty")
     ax.plot([], [], marker="x", color=UNOBSERVED, ls="none", label="unobserved (not usable)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # no usable Sentinel-2 date: nothing to label
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     _shade_window(ax, claim.window)
     ax.set_title("Evidence per date: berth occupancy and yard stock (the inputs of the voyage inference)")
 
@@ -66,7 +67,8 @@ def evidence_figure(r) -> bytes:
         ax.fill_between(dates, lo, hi, color=f"C{k}", alpha=0.2, lw=0)
         ax.plot(dates, est, marker="o", ms=3, color=f"C{k}", label=f"{aoi} yard stock (range: the detector's)")
     ax.set_ylabel("TEU in the yards")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # no usable Sentinel-2 date: nothing to label
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     _shade_window(ax, claim.window)
     _date_axis(ax)
     fig.tight_layout()
