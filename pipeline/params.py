@@ -21,10 +21,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
 from .core.errors import UsageError
 from .core.ranges import range_problem
+from .core.yaml_file import load_yaml_file
 
 SECTIONS = ("detect", "report")
 
@@ -36,18 +35,7 @@ def load_params_file(path: Path) -> dict:
     when the stage runs; analysis names and value shapes are checked here.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except IsADirectoryError:
-        raise UsageError(f"--params: {path} is a folder, expected a YAML file") from None
-    except OSError as exc:
-        raise UsageError(f"--params: cannot read {path} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text") from None
-    except ValueError as exc:  # YAML timestamps are built as dates: 2023-13-45
-        raise UsageError(f"{path}: a date is not a valid calendar date ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml_file(path, error=UsageError, label="--params: ")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with sections {' and '.join(SECTIONS)}")

@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import UserError
 from .shipped import resolve_shipped, shipped_dir
+from .yaml_file import load_yaml_file
 
 RELATIONS = ("at_least", "at_most", "about", "exactly")
 UNITS = ("containers", "teu")
@@ -81,22 +80,7 @@ def _date(path: Path, value, what: str) -> dt.date:
 def load_claim(path: Path | str) -> Claim:
     """Load and validate a claim YAML file; errors are one line naming the file."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such claim file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a claim YAML file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
-    except ValueError as exc:  # YAML timestamps are built as dates: 2023-13-45
-        raise UserError(f"{path}: a date is not a valid calendar date ({exc})") from None
+    data = load_yaml_file(path, "claim YAML file")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a claim must be a YAML mapping")
     required = ("id", "speaker", "date", "statements", "window", "origin", "destination")
