@@ -80,7 +80,7 @@ def _date(path: Path, value, what: str) -> dt.date:
 def load_claim(path: Path | str) -> Claim:
     """Load and validate a claim YAML file; errors are one line naming the file."""
     path = Path(path)
-    data = load_yaml_file(path, "claim YAML file")
+    data = load_yaml_file(path, "claim file")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a claim must be a YAML mapping")
     required = ("id", "speaker", "date", "statements", "window", "origin", "destination")
