@@ -350,9 +350,11 @@ def cfar_censor(base_sums, setup: CfarSetup, thresholds, candidates, scan, censo
     mean, enl, t_det, t_cen = thresholds
     t_cand = CANDIDATE_MARGIN * t_cen
     rr, cc, values = candidates
+    n_cols = t_cen.shape[1]
+    brow = rr // block  # block row and linear block of each candidate, kept along with them
+    cell = brow * n_cols + cc // block
     for _ in range(max(censor_iterations, 0)):
-        cell = (rr // block, cc // block)
-        censored = values > t_cen[cell]
+        censored = values > t_cen.ravel()[cell]
         mean, enl, t_det_new, t_cen_new = cfar_thresholds(
             _subtract_pixels(base_sums, values[censored], rr[censored], cc[censored], block), setup)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -365,14 +367,19 @@ def cfar_censor(base_sums, setup: CfarSetup, thresholds, candidates, scan, censo
             t_cand = np.minimum(t_cand, CANDIDATE_MARGIN * t_cen)
             strips = np.unique(np.nonzero(low)[0] // STRIP_BLOCKS)
             r_new, c_new, v_new = scan(t_cand, strips)
-            stale = np.isin(rr // (block * STRIP_BLOCKS), strips)
-            rr = np.concatenate([rr[~stale], r_new])
-            cc = np.concatenate([cc[~stale], c_new])
-            values = np.concatenate([values[~stale], v_new])
+            in_strips = np.zeros(-(-t_cen.shape[0] // STRIP_BLOCKS), dtype=bool)
+            in_strips[strips] = True
+            fresh = ~in_strips[brow // STRIP_BLOCKS]
+            rr = np.concatenate([rr[fresh], r_new])
+            cc = np.concatenate([cc[fresh], c_new])
+            values = np.concatenate([values[fresh], v_new])
+            b_new = r_new // block
+            brow = np.concatenate([brow[fresh], b_new])
+            cell = np.concatenate([cell[fresh], b_new * n_cols + c_new // block])
         # Converged when (almost) no block threshold moves by more than 1 %:
         # in open clutter some blocks always lose a speckle spike, which
         # changes nothing that matters.
         elif moved <= 0.01 * t_det.size:
             break
-    keep = values > t_det[rr // block, cc // block]
+    keep = values > t_det.ravel()[cell]
     return rr[keep], cc[keep], CfarBackground(mean=mean, enl=enl, threshold=t_det, block=block)

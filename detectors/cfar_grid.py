@@ -117,9 +117,21 @@ def _box_sum(integral, half, shape):
     c_hi = np.minimum(np.arange(nc) + half + 1, nc)
     c_lo = np.maximum(np.arange(nc) - half, 0)
     top, bottom = integral[r_lo], integral[r_hi]
-    a = bottom[:, c_hi] - top[:, c_hi]
-    a -= bottom[:, c_lo]
-    a += top[:, c_lo]
+    a = np.take(bottom, c_hi, axis=1)  # take keeps the result C-ordered (fancy indexing on axis 1 does not)
+    a -= np.take(top, c_hi, axis=1)
+    a -= np.take(bottom, c_lo, axis=1)
+    a += np.take(top, c_lo, axis=1)
+    return a
+
+
+def _box_sum_at(integral, half, shape, rows, cols):
+    """:func:`_box_sum` at the blocks ``rows, cols`` only (the same arithmetic, so the same bits)."""
+    nr, nc = shape
+    r_hi, r_lo = np.minimum(rows + half + 1, nr), np.maximum(rows - half, 0)
+    c_hi, c_lo = np.minimum(cols + half + 1, nc), np.maximum(cols - half, 0)
+    a = integral[r_hi, c_hi] - integral[r_lo, c_hi]
+    a -= integral[r_hi, c_lo]
+    a += integral[r_lo, c_lo]
     return a
 
 
@@ -146,15 +158,19 @@ def _ring_moments(sums, guard_half, outer_half, min_background, widen=True):
     if not widen:
         rn = np.where(todo, np.nan, rn)
         todo = np.zeros_like(todo)
+    # Rings to widen are few (narrow water, chips): their box sums are taken at those blocks only.
+    rows, cols = np.nonzero(todo)
     half = outer_half * 2
-    while todo.any() and half <= 2 * max(shape):
-        w1, w2, wn = (_box_sum(i, half, shape) - g for i, g in zip(ints, guard))
-        ok = todo & (wn >= min_background)
-        rs1[ok], rs2[ok], rn[ok] = w1[ok], w2[ok], wn[ok]
-        todo &= ~ok
+    while rows.size and half <= 2 * max(shape):
+        w1, w2, wn = (_box_sum_at(i, half, shape, rows, cols) - g[rows, cols] for i, g in zip(ints, guard))
+        ok = wn >= min_background
+        for grid, part in ((rs1, w1), (rs2, w2), (rn, wn)):
+            grid[rows[ok], cols[ok]] = part[ok]
+        rows, cols = rows[~ok], cols[~ok]
         half *= 2
-    if todo.any():
-        rs1[todo], rs2[todo], rn[todo] = s1.sum(), s2.sum(), n.sum()
+    if rows.size:
+        for grid, total in ((rs1, s1.sum()), (rs2, s2.sum()), (rn, n.sum())):
+            grid[rows, cols] = total
     with np.errstate(invalid="ignore", divide="ignore"):
         rs1 /= rn
         rs2 /= rn

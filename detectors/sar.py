@@ -243,12 +243,16 @@ def sar_valid(bands: dict, land_mask=None, land_buffer_m: float = 0.0, pixel_siz
     pixel_size : float
         Pixel spacing in metres.
     """
-    valid = None
-    for band in bands.values():
-        ok = np.isfinite(band) & (band > 0)
-        valid = ok if valid is None else valid & ok
+    valid, scratch = None, None
+    for band in bands.values():  # in place: a whole scene's window is ~17 Mpx, fresh arrays cost page faults
+        if valid is None:
+            valid = np.isfinite(band)
+            scratch = np.empty_like(valid)
+        else:
+            valid &= np.isfinite(band, out=scratch)
+        valid &= np.greater(band, 0, out=scratch)
     if land_mask is not None:
-        valid &= ~_buffered(np.asarray(land_mask, dtype=bool), land_buffer_m, pixel_size)
+        valid &= np.logical_not(_buffered(np.asarray(land_mask, dtype=bool), land_buffer_m, pixel_size), out=scratch)
     return valid
 
 

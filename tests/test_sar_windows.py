@@ -12,6 +12,7 @@ import rasterio
 from shapely.geometry import box
 
 from berthwatch.detectors.sar import detect_vessels_sar
+from berthwatch.pipeline.detect import sar_windows
 from berthwatch.pipeline.detect.params import detector_params
 from berthwatch.pipeline.detect.sar_windows import object_halo, open_scene, plan_windows, run_scene_vessels, \
     scene_vessels
@@ -61,6 +62,18 @@ def test_windows_give_the_whole_image_result(scene, land_buffer_m):
         straddling += sum(outline_px.intersects(box(c.c0, c.r0, c.c1, c.r1))
                           for c in plan_windows(spec, CHUNK, 16)) > 1
     assert straddling >= 3
+
+
+def test_groups_wider_than_a_window_are_split_and_cut_objects_reread(scene, monkeypatch):
+    # 128 px windows split the anchorage's group of detections; a halo of one block cuts objects,
+    # whose boxes are then read again, wider: still the whole-image result.
+    params = detector_params()["sar"]
+    expected = whole_image(*scene, params)
+    monkeypatch.setattr(sar_windows, "object_halo", lambda *args: 16)
+    stats = {}
+    got = scene_vessels(open_scene(*scene), params, None, 128, stats)
+    assert stats["split_groups"] >= 1 and stats["regrown_boxes"] >= 1
+    assert [as_tuple(v) for v in got] == [as_tuple(v) for v in expected]
 
 
 def test_dask_cluster_writes_the_same_file(scene, tmp_path, dask_cluster):
@@ -121,7 +134,7 @@ def test_memory_per_task_is_bounded_by_the_window_not_the_scene(tmp_path):
     finally:
         tracemalloc.stop()
     assert len(vessels) >= 20
-    assert set(engine.peaks) == {"window_statistics", "window_scan", "window_vessels"}
+    assert set(engine.peaks) == {"window_statistics", "window_scan", "box_vessels"}
     scene_bytes = height * width * 4 * 2  # VV + VH in float32: 42 MB
     # Each task: about 30 bytes per pixel of its window (two bands, masks, temporaries), whatever the scene.
     assert max(engine.peaks.values()) < 30 * side * side < 0.2 * scene_bytes, engine.peaks
