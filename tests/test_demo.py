@@ -249,3 +249,16 @@ def test_counted_voyages_match_the_simulated_truth(demo):
     assert len(found) / len(observable) >= 0.4, (
         f"counted {len(found)} of {len(observable)} observable truth voyages; missed: "
         f"{[(t['vessel'], t['depart'], t['arrive']) for t in observable if t not in found]}")
+
+
+def test_the_demo_verdict_on_activity_is_decided_and_true(demo):
+    """Issue 15: the sample scenario's activity verdict is decided, agrees with its truth, and the 90 %
+    interval of voyages holds the true count (3 departures Rajin -> Dunai in the window)."""
+    out, _, _ = demo
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    w0, w1 = summary["window"]
+    truth = [v for v in json.loads((out / "sample" / "truth" / "events.json").read_text())["voyages"]
+             if (v["from"], v["to"]) == ("rajin", "dunai") and v["depart"] and w0 <= v["depart"] <= w1]
+    assert summary["verdict"]["activity"] == ("consistent" if truth else "inconsistent")
+    lo, hi = summary["inference"]["window"]["voyages"]["interval"]
+    assert lo <= len(truth) <= hi

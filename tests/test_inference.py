@@ -106,3 +106,37 @@ def test_yard_rises_at_the_destination_count_as_evidence_when_informative():
     without = voyage_count_posterior(o, d, DAYS, WINDOW, WINDOW, informative, one)["pmf"]
     with_yard = voyage_count_posterior(o, d, DAYS, WINDOW, WINDOW, informative, one, yard)["pmf"]
     assert 1 - with_yard[0] > 1 - without[0] + 0.2
+
+
+def test_origin_yard_falls_count_as_departures_and_quiet_short_intervals_against_them():
+    informative = ObservationModel(p_detect={"sentinel-2-l2a": 0.9}, false_alarms_per_date=0.05,
+                                   yard_fall_given_departure=0.8, yard_fall_without_departure=0.05)
+    o = [lk for lk in looks(5, 0, lambda x: False) if not WINDOW[0] <= lk.date <= WINDOW[1]]
+    d = [lk for lk in looks(5, 1, lambda x: False) if not WINDOW[0] <= lk.date <= WINDOW[1]]
+    one = ShuttleModel(start_in_window=(1 / 60,), start_outside=(1 / 200,), leave_in_window=(0.1,),
+                       leave_outside=(0.9,), other_regimes=((0.01, 30.0),))
+    edges = [WINDOW[0] + dt.timedelta(days=k) for k in range(0, 25, 4)]
+    fell = [YardLook(a, b, a == edges[2]) for a, b in zip(edges, edges[1:])]
+    quiet = [YardLook(a, b, False) for a, b in zip(edges, edges[1:])]
+    p_any = {name: 1 - voyage_count_posterior(o, d, DAYS, WINDOW, WINDOW, informative, one, (), yard)["pmf"][0]
+             for name, yard in (("none", ()), ("fell", fell), ("quiet", quiet))}
+    # six quiet 4-day intervals rule a departure in the window nearly out; one fall among them brings it back
+    assert p_any["quiet"] < p_any["none"] - 0.2
+    assert p_any["fell"] > p_any["quiet"] + 0.3
+
+
+def test_a_fall_on_the_last_day_at_berth_is_that_departure():
+    """The cargo leaves the yard on the ship's last day at berth, the day before the chain's departure."""
+    informative = ObservationModel(p_detect={"sentinel-2-l2a": 0.95}, false_alarms_per_date=0.02,
+                                   yard_fall_given_departure=0.9, yard_fall_without_departure=0.02)
+    one = ShuttleModel(start_in_window=(1 / 60,), start_outside=(1 / 200,), leave_in_window=(0.1,),
+                       leave_outside=(0.1,), other_regimes=((0.01, 30.0),))
+    last = WINDOW[0] + dt.timedelta(days=5)
+    o = [PortLook(last - dt.timedelta(days=1), 0.95, 1), PortLook(last, 0.95, 1)]  # seen at berth on both days
+
+    def evidence(fall_on: dt.date) -> float:
+        yard = [YardLook(fall_on - dt.timedelta(days=1), fall_on, True)]
+        return voyage_count_posterior(o, [], DAYS, WINDOW, WINDOW, informative, one, (), yard)["log_evidence"]
+    on_last = evidence(last)
+    assert on_last > evidence(last - dt.timedelta(days=1)) + 1.0  # the ship was still at berth the next day
+    assert on_last > evidence(last + dt.timedelta(days=3)) + 0.5  # later than the likeliest departure

@@ -25,6 +25,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .inference import ObservationModel, PortLook, ShuttleModel, YardLook, summarise_count, voyage_count_posterior
 from .observations import Observation, by_aoi
@@ -51,19 +52,20 @@ def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationMod
     return out
 
 
-def yard_looks(obs: Sequence[Observation], steps, p: AnalysisParams) -> list[YardLook]:
-    """The destination yard's evidence: consecutive well-observed intervals, each with or without a rise.
+def yard_looks(obs: Sequence[Observation], steps, p: AnalysisParams, sign: int = 1) -> list[YardLook]:
+    """A yard's evidence: consecutive well-observed intervals, each with or without a change of ``sign``.
 
-    The intervals run between Sentinel-2 dates whose stacks were measured (``stack_usable``); a
-    rise found by :func:`~.stack_steps.stack_steps` spans its own bracket, whose inner dates then
-    bound no interval of their own.
+    ``sign`` +1 looks for rises (cargo unloaded at the destination), -1 for falls (cargo loaded at
+    the origin). The intervals run between Sentinel-2 dates whose stacks were measured
+    (``stack_usable``); a change found by :func:`~.stack_steps.stack_steps` spans its own bracket,
+    whose inner dates then bound no interval of their own.
     """
-    rises = [(st.before, st.after) for st in steps if st.delta_area_m2 > 0]
+    changes = [(st.before, st.after) for st in steps if st.delta_area_m2 * sign > 0]
     dates = {o.date for o in obs if o.stack_usable(p)}
-    dates = {d for d in dates if not any(b < d < a for b, a in rises)}
-    dates |= {x for br in rises for x in br}
+    dates = {d for d in dates if not any(b < d < a for b, a in changes)}
+    dates |= {x for br in changes for x in br}
     ordered = sorted(dates)
-    return [YardLook(a, b, (a, b) in rises) for a, b in zip(ordered, ordered[1:])]
+    return [YardLook(a, b, (a, b) in changes) for a, b in zip(ordered, ordered[1:])]
 
 
 def vessel_capacity_teu(claim, p: AnalysisParams) -> tuple[float, str]:
@@ -112,14 +114,19 @@ def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: 
     """The ``inference`` block of summary.json: window and baseline voyages, TEU and probabilities."""
     om = om or ObservationModel(p_detect=dict(p.p_detect), false_alarms_per_date=p.false_alarms_per_date,
                                 yard_rise_given_arrival=p.yard_rise_given_arrival,
-                                yard_rise_without_arrival=p.yard_rise_without_arrival)
+                                yard_rise_without_arrival=p.yard_rise_without_arrival,
+                                yard_fall_given_departure=p.yard_fall_given_departure,
+                                yard_fall_without_departure=p.yard_fall_without_departure)
     m = m or ShuttleModel(call_days=p.call_days + 1.0)
     groups = by_aoi(observations)
     looks_o = port_looks(groups.get(claim.origin, []), p, om)
     looks_d = port_looks(groups.get(claim.destination, []), p, om)
-    steps = [st for st in stack_steps(observations, p) if st.aoi == claim.destination]
-    yard = yard_looks(groups.get(claim.destination, []), steps, p)
-    use_yard = p.yard_rise_given_arrival != p.yard_rise_without_arrival  # equal: the yard tells nothing
+    steps = stack_steps(observations, p)
+    yard = yard_looks(groups.get(claim.destination, []), [st for st in steps if st.aoi == claim.destination], p, +1)
+    origin_yard = yard_looks(groups.get(claim.origin, []), [st for st in steps if st.aoi == claim.origin], p, -1)
+    # equal probabilities: that yard tells nothing, and leaving it out saves its flag in the chain
+    use_yard = om.yard_rise_given_arrival != om.yard_rise_without_arrival
+    use_origin_yard = om.yard_fall_given_departure != om.yard_fall_without_departure
     days = _period(claim, observations)
     w0, w1 = claim.window
     length = (w1 - w0).days + 1
@@ -131,38 +138,49 @@ def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: 
     out = {"method": "hmm-forward/v1", "capacity_teu": round(capacity), "capacity_source": capacity_source,
            "decide_bayes_factor": p.decide_bayes_factor,
            "usable_looks": {claim.origin: len(looks_o), claim.destination: len(looks_d)},
-           "destination_yard_intervals": len(yard), "destination_yard_rises": sum(y.rose for y in yard),
+           "destination_yard_intervals": len(yard), "destination_yard_rises": sum(y.changed for y in yard),
+           "origin_yard_intervals": len(origin_yard), "origin_yard_falls": sum(y.changed for y in origin_yard),
            "usable_looks_in_window": {claim.origin: sum(w0 <= lk.date <= w1 for lk in looks_o),
                                       claim.destination: sum(w0 <= lk.date <= w1 for lk in looks_d)}}
     periods = {"window": (w0, w1)}
     b0 = max(days[0], w0 - dt.timedelta(days=length))
     if (w0 - b0).days >= 7:
         periods["baseline"] = (b0, w0 - dt.timedelta(days=1))
-    for name, counted in periods.items():
-        post = voyage_count_posterior(looks_o, looks_d, days, counted, claim.window, om, m, yard if use_yard else ())
-        prior = voyage_count_posterior([], [], days, counted, claim.window, om, m)
-        pmf, prior_pmf = post["pmf"], prior["pmf"]
-        draws = _teu_draws(pmf, measured if name == "window" else [], capacity, np.random.default_rng(20231013))
-        prior_draws = _teu_draws(prior_pmf, [], capacity, np.random.default_rng(20231014))
-        q = np.quantile(draws, [0.05, 0.5, 0.95])
-        met = _claim_met(draws, claimed, relation)
-        met_prior = _claim_met(prior_draws, claimed, relation)
-        out[name] = {
-            "days": [counted[0].isoformat(), counted[1].isoformat()],
-            "voyages": summarise_count(pmf),
-            "teu": {"median": round(float(q[1])), "interval": [round(float(q[0])), round(float(q[2]))]},
-            "p_any_voyage": round(float(1 - pmf[0]), 4),
-            "p_claim_quantity_met": None if met is None else round(met, 4),
-            "prior": {"p_any_voyage": round(float(1 - prior_pmf[0]), 4),
-                      "p_claim_quantity_met": None if met_prior is None else round(met_prior, 4)},
-            "bayes_factor_any_voyage": round(bayes_factor(1 - pmf[0], 1 - prior_pmf[0], 1e-6), 3),
-            "likelihood_ratio_max_vs_none": round(max_likelihood_ratio(pmf, prior_pmf), 3),
-            "bayes_factor_claim_quantity": (None if met is None else
-                                            round(bayes_factor(met, met_prior, 1.0 / N_DRAWS), 3)),
-            "claimed_voyages_min": (None if claimed is None or relation not in ("at_least", "about", "exactly")
-                                    else max(1, math.ceil(claimed[0] / capacity))),
-        }
+    with threadpool_limits(limits=1, user_api="blas"):
+        # The chain's products are many small matrices: BLAS threads cost more than they save,
+        # and on a busy machine (other processes, the engine's workers) they slow it ten-fold.
+        for name, counted in periods.items():
+            out[name] = _period_block(claim, name, counted, looks_o, looks_d, days, om, m, yard if use_yard else (),
+                                      origin_yard if use_origin_yard else (), measured, capacity, claimed, relation)
     return out
+
+
+def _period_block(claim, name, counted, looks_o, looks_d, days, om, m, yard, origin_yard, measured, capacity,
+                  claimed, relation) -> dict:
+    """The inference block of one period (the window or the baseline)."""
+    post = voyage_count_posterior(looks_o, looks_d, days, counted, claim.window, om, m, yard, origin_yard)
+    prior = voyage_count_posterior([], [], days, counted, claim.window, om, m)
+    pmf, prior_pmf = post["pmf"], prior["pmf"]
+    draws = _teu_draws(pmf, measured if name == "window" else [], capacity, np.random.default_rng(20231013))
+    prior_draws = _teu_draws(prior_pmf, [], capacity, np.random.default_rng(20231014))
+    q = np.quantile(draws, [0.05, 0.5, 0.95])
+    met = _claim_met(draws, claimed, relation)
+    met_prior = _claim_met(prior_draws, claimed, relation)
+    return {
+        "days": [counted[0].isoformat(), counted[1].isoformat()],
+        "voyages": summarise_count(pmf),
+        "teu": {"median": round(float(q[1])), "interval": [round(float(q[0])), round(float(q[2]))]},
+        "p_any_voyage": round(float(1 - pmf[0]), 4),
+        "p_claim_quantity_met": None if met is None else round(met, 4),
+        "prior": {"p_any_voyage": round(float(1 - prior_pmf[0]), 4),
+                  "p_claim_quantity_met": None if met_prior is None else round(met_prior, 4)},
+        "bayes_factor_any_voyage": round(bayes_factor(1 - pmf[0], 1 - prior_pmf[0], 1e-6), 3),
+        "likelihood_ratio_max_vs_none": round(max_likelihood_ratio(pmf, prior_pmf), 3),
+        "bayes_factor_claim_quantity": (None if met is None else
+                                        round(bayes_factor(met, met_prior, 1.0 / N_DRAWS), 3)),
+        "claimed_voyages_min": (None if claimed is None or relation not in ("at_least", "about", "exactly")
+                                else max(1, math.ceil(claimed[0] / capacity))),
+    }
 
 
 def max_likelihood_ratio(post: np.ndarray, prior: np.ndarray) -> float:
