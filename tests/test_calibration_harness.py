@@ -57,6 +57,11 @@ def test_scoring_counts_contradictions_decisions_and_coverage():
     assert scored["contradictions_activity"] == 1 and scored["contradictions_quantity"] == 1
     assert scored["decisive_activity"] == pytest.approx(2 / 3) and scored["decisive_quantity"] == pytest.approx(2 / 3)
     assert scored["coverage_voyages"] == pytest.approx(2 / 3) and scored["coverage_teu"] == pytest.approx(2 / 3)
+    # the sweep re-decides from the stored numbers: P(any) 0.9 at a Bayes factor of 12 is decided at 3 and 10 only
+    sweep = {t["bayes_factor"]: t for t in scored["threshold_sweep"]}
+    assert sweep[3.0]["decisive_activity"] == sweep[10.0]["decisive_activity"] == 1.0
+    assert sweep[20.0]["decisive_activity"] == sweep[100.0]["decisive_activity"] == 0.0
+    assert sweep[10.0]["contradictions_activity"] == 1  # the record without a voyage in the window
 
 
 @pytest.mark.parametrize("seed", [27])
@@ -70,6 +75,9 @@ def test_calibrate_runs_the_pipeline_and_scores_a_fixed_subset(tmp_path, seed):
     scored = json.loads((tmp_path / "calibration.json").read_text())
     (row,) = scored["rows"]
     assert row["voyages_true"] == 0 and row["activity"] != "consistent"
+    # the perfect-detector bound runs on the same scenario and never claims voyages that did not happen
+    assert row["perfect_activity"] in ("inconsistent", "insufficient_data")
+    assert scored["summary"]["perfect_contradictions_activity"] == 0
     assert (tmp_path / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "contradictions" in (tmp_path / "calibration.md").read_text()
     # the scenario's detections stay; its tiles do not

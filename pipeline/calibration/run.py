@@ -58,9 +58,43 @@ def run_scenario(seed: int, root: Path, keep_tiles: bool = False) -> dict:
     summary = json.loads((d / "report" / "summary.json").read_text())
     record = {"seed": seed, "scenario": spec["name"], "description": spec["description"], "truth": truth.as_dict(),
               "verdict": {k: summary["verdict"][k] for k in ("activity", "quantity")},
+              "perfect_detector": perfect_detector(d, resolve_claim(CLAIM)),
               "inference": summary["inference"], "claimed_teu": summary.get("claimed_teu")}
     write_json_atomic(d / RESULT, record)
     return record
+
+
+def perfect_detector(d: Path, claim) -> dict:
+    """The verdicts a perfect vessel detector would give on this scenario's images.
+
+    The usable dates, their clear fractions and the yard measurements stay those of the run; only
+    the count of large vessels at berth on each usable date is replaced by the simulated truth,
+    found wherever the image is clear (detection probability 1 times the clear fraction, no false
+    alarm). What remains undecided then is undecided by the
+    observation schedule and the model, not by the detectors: a bound on decisiveness.
+    """
+    from ..report.analysis.inference import ObservationModel
+    from ..report.analysis.params import AnalysisParams
+    from ..report.analysis.shuttle import infer_shuttle
+    from ..report.analysis.verdict import claimed_teu, verdict
+    from ..report.stage import load_observations
+
+    p = AnalysisParams()
+    observations, _, _ = load_observations(sorted((d / "detections").glob("*/*.geojson")))
+    found = {}
+    for o in observations:
+        truth = json.loads((d / "sample" / "truth" / o.aoi / f"{o.date.isoformat()}.geojson").read_text())
+        found[o.aoi, o.date] = int(truth["large_vessels_at_berth"])
+    om = ObservationModel(p_detect={s: 1.0 for s in SENSORS}, false_alarms_per_date=(1e-3,),
+                          yard_rise_given_arrival=p.yard_rise_given_arrival,
+                          yard_rise_without_arrival=p.yard_rise_without_arrival,
+                          yard_fall_given_departure=p.yard_fall_given_departure,
+                          yard_fall_without_departure=p.yard_fall_without_departure)
+    inf = infer_shuttle(claim, observations, [], claimed_teu(claim, p), p, om=om, found=found)
+    v = verdict(claim, observations, [], {}, p, inference=inf)
+    w = inf["window"]
+    return {"activity": v.activity, "quantity": v.quantity, "p_any_voyage": w["p_any_voyage"],
+            "voyages": w["voyages"]["interval"]}
 
 
 def run_calibration(seeds, root: Path, keep_tiles: bool = False) -> list[dict]:

@@ -22,6 +22,8 @@ import numpy as np
 from ..core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 DECIDED = ("consistent", "inconsistent")
+#: Bayes-factor thresholds for which the table shows what the verdicts would have been.
+SWEEP = (3.0, 10.0, 20.0, 30.0, 100.0)
 
 
 def claim_truth(record: dict) -> tuple[bool, bool | None]:
@@ -59,10 +61,13 @@ def score_results(records: list[dict], min_looks: int = 4) -> dict:
             "teu_median": win["teu"]["median"], "teu_interval": [teu_lo, teu_hi],
             "p_any_voyage": win["p_any_voyage"], "p_claim_quantity_met": win["p_claim_quantity_met"],
             "bf_any": win["bayes_factor_any_voyage"], "bf_quantity": win["bayes_factor_claim_quantity"],
+            "lr_max_vs_none": win.get("likelihood_ratio_max_vs_none"),
             "contradiction_activity": contradiction(r["verdict"]["activity"], act_true),
             "contradiction_quantity": contradiction(r["verdict"]["quantity"], q_true),
             "covers_voyages": v_lo <= t["voyages_in_window"] <= v_hi,
             "covers_teu": teu_lo <= t["teu_in_window"] <= teu_hi,
+            "perfect_activity": (r.get("perfect_detector") or {}).get("activity"),
+            "perfect_quantity": (r.get("perfect_detector") or {}).get("quantity"),
         })
     n = len(rows)
     well = [x for x in rows if x["looks_min"] >= min_looks]
@@ -78,8 +83,50 @@ def score_results(records: list[dict], min_looks: int = 4) -> dict:
         "decisive_quantity_all": share(rows, lambda x: x["quantity"] in DECIDED),
         "coverage_voyages": share(rows, lambda x: x["covers_voyages"]),
         "coverage_teu": share(rows, lambda x: x["covers_teu"]),
+        # the same inference fed the true berth counts: what the schedule alone allows
+        "perfect_decisive_activity": share(well, lambda x: x["perfect_activity"] in DECIDED),
+        "perfect_decisive_quantity": share(well, lambda x: x["perfect_quantity"] in DECIDED),
+        "perfect_contradictions_activity": sum(contradiction(x["perfect_activity"] or "", x["activity_true"])
+                                               for x in rows),
     }
+    summary["threshold_sweep"] = threshold_sweep(rows, well)
     return {"summary": summary, "rows": rows}
+
+
+def threshold_sweep(rows: list[dict], well: list[dict]) -> list[dict]:
+    """Contradictions and decided shares had the verdict used each Bayes factor of :data:`SWEEP`.
+
+    Applies the rules of :func:`...report.analysis.verdict.verdict` (activity: the Bayes factor of
+    any voyage, or the likelihood ratio of the likeliest number of voyages against none; quantity:
+    the Bayes factor of the claimed quantity) to the stored numbers.
+    """
+    from ..report.analysis.verdict import decided
+
+    out = []
+    for t in SWEEP:
+        def verdicts(x, t=t):
+            if decided(x["p_any_voyage"], x["bf_any"], t) == 1:
+                act = 1
+            elif x["lr_max_vs_none"] is not None and decided(x["p_any_voyage"], x["lr_max_vs_none"], t) == -1:
+                act = -1
+            else:
+                act = 0
+            q = 0 if x["bf_quantity"] is None else decided(x["p_claim_quantity_met"], x["bf_quantity"], t)
+            return act, q
+        names = {1: "consistent", -1: "inconsistent", 0: "insufficient_data"}
+        cont_a = cont_q = dec_a = dec_q = 0
+        for x in rows:
+            a, q = verdicts(x)
+            cont_a += contradiction(names[a], x["activity_true"])
+            cont_q += contradiction(names[q], x["quantity_true"])
+        for x in well:
+            a, q = verdicts(x)
+            dec_a += a != 0
+            dec_q += q != 0
+        out.append({"bayes_factor": t, "contradictions_activity": cont_a, "contradictions_quantity": cont_q,
+                    "decisive_activity": dec_a / len(well) if well else None,
+                    "decisive_quantity": dec_q / len(well) if well else None})
+    return out
 
 
 def _pct(x) -> str:
@@ -98,10 +145,22 @@ def table_markdown(scored: dict) -> str:
         f"(target >= 90 %); over all scenarios: activity {_pct(s['decisive_activity_all'])}, quantity "
         f"{_pct(s['decisive_quantity_all'])}",
         f"- 90 % intervals containing the truth: voyages {_pct(s['coverage_voyages'])}, TEU "
-        f"{_pct(s['coverage_teu'])} (target 85-95 %)", "",
+        f"{_pct(s['coverage_teu'])} (target 85-95 %)",
+        f"- the same inference with a perfect vessel detector (true berth counts on the same usable dates): "
+        f"decided activity {_pct(s.get('perfect_decisive_activity'))}, quantity "
+        f"{_pct(s.get('perfect_decisive_quantity'))} of the well-observed scenarios; activity contradictions "
+        f"{s.get('perfect_contradictions_activity')}. What stays undecided there is undecided by the schedule, "
+        f"not the detectors.", "",
+        "What other decision thresholds would have given on these scenarios (the default is the report's "
+        "`decide_bayes_factor`):", "",
+        "| Bayes factor | contradictions activity | contradictions quantity | decided activity | decided quantity |",
+        "|---|---|---|---|---|",
+        *(f"| {t['bayes_factor']:g} | {t['contradictions_activity']} | {t['contradictions_quantity']} | "
+          f"{_pct(t['decisive_activity'])} | {_pct(t['decisive_quantity'])} |" for t in s.get("threshold_sweep", [])),
+        "",
         "| seed | placement | S2 d | S1 d | cloud | looks | voyages true | voyages median [90 %] | TEU true | "
-        "TEU median [90 %] | P(any) | BF any | activity | P(met) | BF met | quantity | flags |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "TEU median [90 %] | P(any) | BF any | activity | P(met) | BF met | quantity | perfect detector | flags |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in scored["rows"]:
         flags = []
@@ -118,7 +177,8 @@ def table_markdown(scored: dict) -> str:
             f"{x['looks_min']} | {x['voyages_true']} | {x['voyages_median']} [{x['voyages_interval'][0]}-"
             f"{x['voyages_interval'][1]}] | {x['teu_true']:.0f} | {x['teu_median']} [{x['teu_interval'][0]}-"
             f"{x['teu_interval'][1]}] | {x['p_any_voyage']:.2f} | {x['bf_any']:.3g} | {x['activity']} | "
-            f"{x['p_claim_quantity_met']:.2f} | {x['bf_quantity']:.3g} | {x['quantity']} | {', '.join(flags)} |")
+            f"{x['p_claim_quantity_met']:.2f} | {x['bf_quantity']:.3g} | {x['quantity']} | "
+            f"{x['perfect_activity'] or '-'} / {x['perfect_quantity'] or '-'} | {', '.join(flags)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,8 +35,13 @@ from .stack_steps import stack_steps
 N_DRAWS = 20_000
 
 
-def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationModel) -> list[PortLook]:
-    """One look per usable date: found = large vessels at berth; p_detect from the sensors and clear fractions."""
+def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationModel,
+               found: dict | None = None) -> list[PortLook]:
+    """One look per usable date: found = large vessels at berth; p_detect from the sensors and clear fractions.
+
+    ``found`` (``{(aoi, date): count}``) replaces the detected counts: the calibration harness passes
+    the simulated truth to measure what a perfect vessel detector would give on the same schedule.
+    """
     out = []
     for o in obs:
         if not o.usable(p):
@@ -48,7 +53,8 @@ def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationMod
             zones = o.sensor_zones(sensor)  # clear fractions of the AOI and its berths (core.observed)
             clear = zones.get("berths") if zones.get("berths") is not None else zones.get("aoi", 0.0)
             miss *= 1.0 - om.p_detect.get(sensor, 0.0) * max(0.0, min(1.0, float(clear)))
-        out.append(PortLook(o.date, 1.0 - miss, len(o.large_at_berth(p))))
+        count = found[o.aoi, o.date] if found is not None else len(o.large_at_berth(p))
+        out.append(PortLook(o.date, 1.0 - miss, count))
     return out
 
 
@@ -110,8 +116,12 @@ def _period(claim, observations: Sequence[Observation]) -> tuple[dt.date, dt.dat
 
 
 def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: tuple[float, float] | None,
-                  p: AnalysisParams, om: ObservationModel | None = None, m: ShuttleModel | None = None) -> dict:
-    """The ``inference`` block of summary.json: window and baseline voyages, TEU and probabilities."""
+                  p: AnalysisParams, om: ObservationModel | None = None, m: ShuttleModel | None = None,
+                  found: dict | None = None) -> dict:
+    """The ``inference`` block of summary.json: window and baseline voyages, TEU and probabilities.
+
+    ``found``: berth counts to use instead of the detected ones (:func:`port_looks`).
+    """
     om = om or ObservationModel(p_detect=dict(p.p_detect), false_alarms_per_date=p.false_alarms_per_date,
                                 yard_rise_given_arrival=p.yard_rise_given_arrival,
                                 yard_rise_without_arrival=p.yard_rise_without_arrival,
@@ -119,8 +129,8 @@ def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: 
                                 yard_fall_without_departure=p.yard_fall_without_departure)
     m = m or ShuttleModel(call_days=p.call_days + 1.0)
     groups = by_aoi(observations)
-    looks_o = port_looks(groups.get(claim.origin, []), p, om)
-    looks_d = port_looks(groups.get(claim.destination, []), p, om)
+    looks_o = port_looks(groups.get(claim.origin, []), p, om, found)
+    looks_d = port_looks(groups.get(claim.destination, []), p, om, found)
     steps = stack_steps(observations, p)
     yard = yard_looks(groups.get(claim.destination, []), [st for st in steps if st.aoi == claim.destination], p, +1)
     origin_yard = yard_looks(groups.get(claim.origin, []), [st for st in steps if st.aoi == claim.origin], p, -1)
