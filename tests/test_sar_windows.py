@@ -42,8 +42,11 @@ def as_tuple(v):
             json.dumps(v.attributes, sort_keys=True))
 
 
-@pytest.mark.parametrize("land_buffer_m", [0.0, 30.0])
-def test_windows_give_the_whole_image_result(scene, land_buffer_m):
+@pytest.mark.parametrize("land_buffer_m, scan_merge", [(0.0, 1), (30.0, sar_windows.SCAN_MERGE_BLOCKS)])
+def test_windows_give_the_whole_image_result(scene, land_buffer_m, scan_merge, monkeypatch):
+    # Rescanned blocks are read in small boxes (one block apart at most: many, some inside another's
+    # bounding box), or in the default clusters.
+    monkeypatch.setattr(sar_windows, "SCAN_MERGE_BLOCKS", scan_merge)
     params = {**detector_params()["sar"], "land_buffer_m": land_buffer_m}
     expected = whole_image(*scene, params)
     spec = open_scene(*scene)

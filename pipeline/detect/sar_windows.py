@@ -128,12 +128,13 @@ def window_statistics(spec: SceneSpec, core: Region, setup: det_cfar.CfarSetup, 
     return out
 
 
-def _scan_box(src, core, name, t_cand, todo, box, block, land_buffer_m, idx, val):
-    """:func:`window_scan` on one cluster of blocks (``box`` on the window's block grid)."""
+def _scan_box(src, core, name, t_box, box, block, land_buffer_m, idx, val):
+    """:func:`window_scan` on one cluster of blocks: ``t_box`` on ``box`` of the window's block grid."""
     spec = src.spec
-    rows, cols = np.nonzero(todo[box])
+    rows, cols = np.nonzero(~np.isnan(t_box))
     if rows.size == 0:
         return
+    t_box = t_box[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     br0, br1 = box[0].start + int(rows.min()), box[0].start + int(rows.max()) + 1
     bc0, bc1 = box[1].start + int(cols.min()), box[1].start + int(cols.max()) + 1
     sub = Region(core.r0 + br0 * block, min(core.r0 + br1 * block, core.r1),
@@ -142,7 +143,7 @@ def _scan_box(src, core, name, t_cand, todo, box, block, land_buffer_m, idx, val
     if read is None:
         return
     bands, valid = read
-    rr, cc = det_cfar.exceeding(bands[name], t_cand[br0:br1, bc0:bc1], block, valid)
+    rr, cc = det_cfar.exceeding(bands[name], t_box, block, valid)
     idx.append((rr + sub.r0).astype(np.int64) * spec.width + (cc + sub.c0))
     val.append(bands[name][rr, cc])
 
@@ -163,8 +164,10 @@ def window_scan(spec: SceneSpec, core: Region, name: str, t_cand: np.ndarray, bl
     groups, _ = ndimage.label(near, structure=np.ones((3, 3), bool))
     idx, val = [np.empty(0, np.int64)], [np.empty(0, np.float32)]
     with SceneSources(spec) as src:
-        for box in ndimage.find_objects(groups):
-            _scan_box(src, core, name, t_cand, todo, box, block, land_buffer_m, idx, val)
+        for label, box in enumerate(ndimage.find_objects(groups), start=1):
+            # Only this cluster's blocks: another's may lie in its bounding box (and are read with their own).
+            _scan_box(src, core, name, np.where(groups[box] == label, t_cand[box], np.nan), box, block,
+                      land_buffer_m, idx, val)
     idx, val = np.concatenate(idx), np.concatenate(val)
     order = np.argsort(idx, kind="stable")
     return idx[order], val[order]
