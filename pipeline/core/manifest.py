@@ -175,7 +175,14 @@ class Manifest:
 
     def _fingerprint(self, path: Path, recorded: dict | None = None) -> dict:
         st = path.stat()
-        return {"sha256": self.checksum(path, recorded), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        # Inputs shared by many tasks (an AOI's reference files, by each of its dates) are hashed
+        # once per run while their size and modification time stay the same.
+        seen = self._stat_cache.get(str(path))
+        if seen is not None and (seen["size"], seen["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+            return dict(seen)
+        fingerprint = {"sha256": self.checksum(path, recorded), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        self._stat_cache[str(path)] = fingerprint
+        return dict(fingerprint)
 
     def is_current(self, task: Task) -> bool:
         phash = params_hash(task.params)
