@@ -131,6 +131,7 @@ class Manifest:
         if self.path.exists():
             self.entries = self._load()
         self._stat_cache: dict[str, dict] = {}
+        self._unsaved, self._saved_at, self._save_cost = False, -math.inf, 0.0
 
     def _load(self) -> dict[str, dict]:
         """The recorded entries; a damaged manifest is set aside and rebuilt.
@@ -202,6 +203,7 @@ class Manifest:
         return True
 
     def record(self, task: Task) -> None:
+        self._unsaved = True
         inputs = {self.rel(p): self._fingerprint(p) for p in task.inputs}
         phash = params_hash(task.params)
         for out in task.outputs:
@@ -236,17 +238,19 @@ class Manifest:
                           indent=None)
         self._saved_at = time.monotonic()
         self._save_cost = self._saved_at - started
+        self._unsaved = False
 
-    def save_soon(self) -> None:
-        """Save unless the last save was less than ``SAVE_INTERVAL_S`` (or 10 save times) ago.
+    def save_soon(self, now: bool = False) -> None:
+        """Save what was recorded since the last save, unless that was less than ``SAVE_INTERVAL_S`` (or 10
+        save times) ago; ``now``: whenever anything was recorded.
 
         Each save rewrites every entry: saving after each of 1,800 tasks costs
         O(n^2) (it was 90 % of a 1,800-AOI-date run). A run killed between
         saves recomputes the few outputs it had not recorded (each output is
         written atomically, so none is damaged).
         """
-        if time.monotonic() - getattr(self, "_saved_at", -math.inf) >= max(SAVE_INTERVAL_S,
-                                                                            10 * getattr(self, "_save_cost", 0.0)):
+        if self._unsaved and (now or time.monotonic() - self._saved_at >= max(SAVE_INTERVAL_S,
+                                                                              10 * self._save_cost)):
             self.save()
 
 
@@ -270,7 +274,7 @@ def run_tasks(
     try:
         _run_each(manifest, tasks, progress(tasks) if progress else tasks, force, stop_on_error, result)
     finally:
-        manifest.save()
+        manifest.save_soon(now=True)  # what completed (a refused or failed run writes nothing)
     return result
 
 
