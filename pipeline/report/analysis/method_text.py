@@ -40,5 +40,7 @@ def limits_text(inf: dict, p: AnalysisParams) -> str:
         "The model counts ships at berths, not cargo: a ship that calls without loading counts as a voyage, and "
         "TEU rest on yard changes only where a tracked voyage has them. Vessel lengths are not used to tell the "
         "shuttle from other traffic. Calls shorter than the gap between usable images can be missed; the "
-        "intervals include that. Detection and false-alarm rates are measured on simulated scenes (the demo "
+        "intervals include that. A yard change is taken as cargo of a call with the probabilities above: rail "
+        "or road traffic that moves a yard by more than the detector's step limit, or cargo that arrives and "
+        "leaves within one gap between clear images, is evidence the model reads wrongly. Detection and false-alarm rates are measured on simulated scenes (the demo "
         "and calibration scenarios), not on these ports' real imagery. Imagery cannot show what the containers hold.")
