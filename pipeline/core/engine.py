@@ -267,7 +267,7 @@ class Engine:
 
 
 def _worker_environ() -> dict:
-    """The LocalCluster workers' environment: Dask's, without its ``MALLOC_TRIM_THRESHOLD_``.
+    """The LocalCluster workers' environment: Dask's, without ``MALLOC_TRIM_THRESHOLD_``, no numpy huge pages.
 
     Setting that (to give memory back to the system sooner) also stops glibc
     from raising its mmap threshold, so every array above 128 kB is a fresh
@@ -278,6 +278,9 @@ def _worker_environ() -> dict:
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # numpy's transparent huge pages for arrays above 4 MB: with the kernel's usual defrag=madvise,
+    # a fault may compact memory first (a third of a scene window's time went to the kernel).
+    environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
     return environ
 
 

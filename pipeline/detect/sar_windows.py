@@ -60,6 +60,7 @@ from a coastline for scenes with coast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -295,13 +296,41 @@ def scene_vessels(spec: SceneSpec, params: dict, engine=None, chunk: int = 4096,
     chunk : int
         Window side in pixels (rounded to whole CFAR strips).
     stats : dict, optional
-        Receives counts (windows, candidates, rescans, object windows).
+        Receives counts (windows, candidates, rescans, object boxes, split groups).
 
     Returns
     -------
     list of Vessel
         In the order :func:`detectors.sar.detect_vessels_sar` gives them.
     """
+    with _small_pages():
+        return _scene_vessels(spec, params, engine, chunk, stats)
+
+
+@contextlib.contextmanager
+def _small_pages():
+    """numpy without transparent huge pages in this process (for the duration).
+
+    numpy asks the kernel for huge pages on every array above 4 MB; with the
+    usual ``defrag=madvise`` setting each such fault may compact memory
+    first. The coordinator makes hundreds of 13 MB block-grid temporaries:
+    that was 7 of its 20 s on the IW scene. The LocalCluster's workers start
+    with ``NUMPY_MADVISE_HUGEPAGE=0`` (:mod:`..core.engine`).
+    """
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # another numpy layout: leave it as it is
+        yield
+        return
+    previous = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(previous)
+
+
+def _scene_vessels(spec: SceneSpec, params: dict, engine, chunk: int, stats: dict | None) -> list:
+    """:func:`scene_vessels` (numpy's page setting aside)."""
     p = dict(params)
     vessel_keys = ("land_buffer_m", "min_length_m", "max_length_m", "extent_db", "resolution_m")
     vparams = {k: p.pop(k) for k in vessel_keys}
