@@ -5,8 +5,10 @@ marked as *occupied* (a large vessel at berth found; the number is written
 above), *empty* (usable and none found) or *unobserved* (not usable: cloud over
 the AOI or its berths), the claim window shaded. Below, the yard stock of each
 port in TEU on its usable Sentinel-2 dates with the detector's stated range as
-an error band. These are the inputs of :mod:`.analysis.inference`; nothing is
-interpolated.
+an error band, and the gaps between well-observed dates in which the yard moved
+the way cargo would (a fall at the origin, a rise at the destination:
+:func:`.analysis.shuttle.yard_looks`). These are the inputs of
+:mod:`.analysis.inference`; nothing is interpolated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import analysis as an  # noqa: E402
+from .analysis.shuttle import yard_looks  # noqa: E402
 from .figures import _date_axis, _png, _shade_window  # noqa: E402
 
 OCCUPIED, EMPTY, UNOBSERVED = "#b91c1c", "#1d4ed8", "#9ca3af"
@@ -66,6 +69,16 @@ def evidence_figure(r) -> bytes:
         hi = np.array([o.teu[2] for o in obs])
         ax.fill_between(dates, lo, hi, color=f"C{k}", alpha=0.2, lw=0)
         ax.plot(dates, est, marker="o", ms=3, color=f"C{k}", label=f"{aoi} yard stock (range: the detector's)")
+        origin = aoi == claim.origin
+        used = (p.yard_fall_given_departure != p.yard_fall_without_departure if origin
+                else p.yard_rise_given_arrival != p.yard_rise_without_arrival)
+        moved = [y for y in yard_looks(groups.get(aoi, []), [st for st in r.steps if st.aoi == aoi], p,
+                                       -1 if origin else 1) if y.changed] if used else []
+        for i, y in enumerate(moved):
+            ax.axvspan(y.start, y.end, color=f"C{k}",
+                       alpha=0.12, hatch="//" if origin else "\\\\", lw=0,
+                       label=(f"{aoi} yard fell (cargo loaded?)" if origin else f"{aoi} yard rose (cargo unloaded?)")
+                       if i == 0 else None)
     ax.set_ylabel("TEU in the yards")
     if ax.get_legend_handles_labels()[0]:  # no usable Sentinel-2 date: nothing to label
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
