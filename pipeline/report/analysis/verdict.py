@@ -147,7 +147,10 @@ def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage
     numbers = (f"{o}->{d} voyages departing {_fmt_days(window)}: median {vy['median']}, 90 % interval "
                f"{vy['interval'][0]}-{vy['interval'][1]}; probability of at least one {p_any:.2f} "
                f"(from {n_in[o]} usable images of {o} and {n_in[d]} of {d} in the window, and all others "
-               f"before and after, through the hidden Markov model of berth occupancy; prior "
+               f"before and after, through the hidden Markov model of berth occupancy and yard changes: "
+               f"{inf.get('origin_yard_falls', 0)} of {inf.get('origin_yard_intervals', 0)} gaps between clear "
+               f"images with the origin yard falling, {inf.get('destination_yard_rises', 0)} of "
+               f"{inf.get('destination_yard_intervals', 0)} with the destination yard rising; prior "
                f"{win['prior']['p_any_voyage']:.2f}, Bayes factor {_fmt_bf(bf_any)})")
     if decided(p_any, bf_any, bf_min) == 1:
         activity = CONSISTENT
