@@ -248,6 +248,8 @@ PARAMS_CASES = {
     "params-pfa-nan": _params_case("detect: {sar: {pfa: .nan}}\n"),
     "params-pfa-one": _params_case("detect: {sar: {pfa: 1.0}}\n"),
     "params-confidence-5": _params_case("report: {min_voyage_confidence: 5}\n", "report"),
+    "params-yard-rate-over-1": _params_case("report: {yard_fall_given_departure: 1.5}\n", "report"),
+    "params-detect-rate-zero": _params_case("report: {p_detect_s1: 0}\n", "report"),
     "params-transit-reversed": _params_case("report: {transit_days: [5, 1]}\n", "report"),
     "params-teu-per-container-zero": _params_case("report: {teu_per_container: [0, 2]}\n", "report"),
     "params-negative-size": _params_case("detect: {sar: {max_length_m: -600}}\n"),

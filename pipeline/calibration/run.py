@@ -73,9 +73,10 @@ def perfect_detector(d: Path, claim) -> dict:
     alarm). What remains undecided then is undecided by the
     observation schedule and the model, not by the detectors: a bound on decisiveness.
     """
-    from ..report.analysis.inference import ObservationModel
+    from dataclasses import replace
+
     from ..report.analysis.params import AnalysisParams
-    from ..report.analysis.shuttle import infer_shuttle
+    from ..report.analysis.shuttle import infer_shuttle, observation_model
     from ..report.analysis.verdict import claimed_teu, verdict
     from ..report.stage import load_observations
 
@@ -85,11 +86,7 @@ def perfect_detector(d: Path, claim) -> dict:
     for o in observations:
         truth = json.loads((d / "sample" / "truth" / o.aoi / f"{o.date.isoformat()}.geojson").read_text())
         found[o.aoi, o.date] = int(truth["large_vessels_at_berth"])
-    om = ObservationModel(p_detect={s: 1.0 for s in SENSORS}, false_alarms_per_date=(1e-3,),
-                          yard_rise_given_arrival=p.yard_rise_given_arrival,
-                          yard_rise_without_arrival=p.yard_rise_without_arrival,
-                          yard_fall_given_departure=p.yard_fall_given_departure,
-                          yard_fall_without_departure=p.yard_fall_without_departure)
+    om = replace(observation_model(p), p_detect={s: 1.0 for s in SENSORS}, false_alarms_per_date=(1e-3,))
     inf = infer_shuttle(claim, observations, [], claimed_teu(claim, p), p, om=om, found=found)
     v = verdict(claim, observations, [], {}, p, inference=inf)
     w = inf["window"]

@@ -61,7 +61,7 @@ def score_results(records: list[dict], min_looks: int = 4) -> dict:
             "teu_median": win["teu"]["median"], "teu_interval": [teu_lo, teu_hi],
             "p_any_voyage": win["p_any_voyage"], "p_claim_quantity_met": win["p_claim_quantity_met"],
             "bf_any": win["bayes_factor_any_voyage"], "bf_quantity": win["bayes_factor_claim_quantity"],
-            "lr_max_vs_none": win.get("likelihood_ratio_max_vs_none"),
+            "lr_max_vs_none": win.get("likelihood_ratio_max_vs_none", math.inf),  # absent: never ruled out
             "contradiction_activity": contradiction(r["verdict"]["activity"], act_true),
             "contradiction_quantity": contradiction(r["verdict"]["quantity"], q_true),
             "covers_voyages": v_lo <= t["voyages_in_window"] <= v_hi,
@@ -100,17 +100,12 @@ def threshold_sweep(rows: list[dict], well: list[dict]) -> list[dict]:
     any voyage, or the likelihood ratio of the likeliest number of voyages against none; quantity:
     the Bayes factor of the claimed quantity) to the stored numbers.
     """
-    from ..report.analysis.verdict import decided
+    from ..report.analysis.verdict import activity_call, decided
 
     out = []
     for t in SWEEP:
         def verdicts(x, t=t):
-            if decided(x["p_any_voyage"], x["bf_any"], t) == 1:
-                act = 1
-            elif x["lr_max_vs_none"] is not None and decided(x["p_any_voyage"], x["lr_max_vs_none"], t) == -1:
-                act = -1
-            else:
-                act = 0
+            act = activity_call(x["p_any_voyage"], x["bf_any"], x["lr_max_vs_none"], t)
             q = 0 if x["bf_quantity"] is None else decided(x["p_claim_quantity_met"], x["bf_quantity"], t)
             return act, q
         names = {1: "consistent", -1: "inconsistent", 0: "insufficient_data"}

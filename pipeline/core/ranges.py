@@ -4,8 +4,9 @@ The detector and analysis parameters follow naming conventions that say what
 a value is, so one rule set checks them all (``--params`` files included):
 
 - every number is finite (NaN and infinity are refused);
-- ``pfa``, ``*_pfa``, ``*probability*`` and ``*confidence*`` are probabilities
-  in the open interval (0, 1): 0 or 1 would detect nothing or everything;
+- ``pfa``, ``*_pfa``, ``p_*``, ``*probability*``, ``*confidence*`` and the
+  conditional rates ``*_given_*`` / ``*_without_*`` are probabilities in the
+  open interval (0, 1): 0 or 1 would detect nothing or everything;
 - ``*fraction*``, ``*share*`` and ``min_clear`` lie in [0, 1];
 - sizes (``*_m``, ``*_m2``, ``*_days``, ``*_rel``, ``*height*``, ``*area*``...) and counts (``min_*``,
   ``max_*``, ``n_*``, ``*_iterations``, ``*_pixels``, ``*_observations``,
@@ -51,7 +52,8 @@ def range_problem(name: str, value, default) -> str | None:
     if not math.isfinite(value):
         return f"{name} must be a finite number, got {value!r}"
     low = name.lower()
-    if low == "pfa" or low.endswith("_pfa") or any(w in low for w in _PROBABILITY):
+    if (low == "pfa" or low.endswith("_pfa") or low.startswith("p_") or any(w in low for w in _PROBABILITY)
+            or "_given_" in low or "_without_" in low):
         if not 0.0 < value < 1.0:
             return f"{name} is a probability and must lie in (0, 1), got {value!r}"
         return None

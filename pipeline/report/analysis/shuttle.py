@@ -58,6 +58,15 @@ def port_looks(obs: Sequence[Observation], p: AnalysisParams, om: ObservationMod
     return out
 
 
+def observation_model(p: AnalysisParams) -> ObservationModel:
+    """The observation model of :mod:`.inference` with the rates of ``p`` (defaults or ``--params``)."""
+    return ObservationModel(p_detect=dict(p.p_detect), false_alarms_per_date=p.false_alarms_per_date,
+                            yard_rise_given_arrival=p.yard_rise_given_arrival,
+                            yard_rise_without_arrival=p.yard_rise_without_arrival,
+                            yard_fall_given_departure=p.yard_fall_given_departure,
+                            yard_fall_without_departure=p.yard_fall_without_departure)
+
+
 def yard_looks(obs: Sequence[Observation], steps, p: AnalysisParams, sign: int = 1) -> list[YardLook]:
     """A yard's evidence: consecutive well-observed intervals, each with or without a change of ``sign``.
 
@@ -122,11 +131,7 @@ def infer_shuttle(claim, observations: Sequence[Observation], voyages, claimed: 
 
     ``found``: berth counts to use instead of the detected ones (:func:`port_looks`).
     """
-    om = om or ObservationModel(p_detect=dict(p.p_detect), false_alarms_per_date=p.false_alarms_per_date,
-                                yard_rise_given_arrival=p.yard_rise_given_arrival,
-                                yard_rise_without_arrival=p.yard_rise_without_arrival,
-                                yard_fall_given_departure=p.yard_fall_given_departure,
-                                yard_fall_without_departure=p.yard_fall_without_departure)
+    om = om or observation_model(p)
     m = m or ShuttleModel(call_days=p.call_days + 1.0)
     groups = by_aoi(observations)
     looks_o = port_looks(groups.get(claim.origin, []), p, om, found)

@@ -100,6 +100,17 @@ def decided(posterior: float, bayes_factor: float, min_factor: float) -> int:
     return 0
 
 
+def activity_call(p_any: float, bayes_factor_any: float, likelihood_ratio_max: float, min_factor: float) -> int:
+    """+1 (consistent), -1 (inconsistent) or 0 for the activity claim, from the window's numbers.
+
+    Consistent when "at least one voyage" is favoured by ``min_factor``; inconsistent only when none
+    is favoured by that factor over every number of voyages, even one (``likelihood_ratio_max``).
+    """
+    if decided(p_any, bayes_factor_any, min_factor) == 1:
+        return 1
+    return -1 if decided(p_any, likelihood_ratio_max, min_factor) == -1 else 0
+
+
 def _fmt_bf(bf: float) -> str:
     return f"{bf:.3g}" if 1e-3 <= bf <= 1e3 else ("above 1000" if bf > 1e3 else "below 1/1000")
 
@@ -152,10 +163,11 @@ def verdict(claim, observations: Sequence[Observation], voyages: Sequence[Voyage
                f"images with the origin yard falling, {inf.get('destination_yard_rises', 0)} of "
                f"{inf.get('destination_yard_intervals', 0)} with the destination yard rising; prior "
                f"{win['prior']['p_any_voyage']:.2f}, Bayes factor {_fmt_bf(bf_any)})")
-    if decided(p_any, bf_any, bf_min) == 1:
+    call = activity_call(p_any, bf_any, win["likelihood_ratio_max_vs_none"], bf_min)
+    if call == 1:
         activity = CONSISTENT
         reasons.append(f"The images show {o}->{d} shipping in the window: {numbers}.")
-    elif decided(p_any, win["likelihood_ratio_max_vs_none"], bf_min) == -1:
+    elif call == -1:
         activity = INCONSISTENT
         reasons.append(f"The images rule out {o}->{d} shipping in the window: {numbers}; even a single voyage is "
                        f"{1 / max(win['likelihood_ratio_max_vs_none'], 1e-9):.3g} times less likely to give these "
