@@ -143,3 +143,28 @@ def test_maps_draw_the_median_composite(demo_report):
     # Water of the composite (blue) fills much of the map panels, not a blank background.
     water = (m[..., 2] > m[..., 0] + 40) & (m[..., 2] > 80)
     assert water.mean() > 0.15
+
+
+def test_thumbnails_drawn_in_threads_are_the_stage_images_in_contact_sheet_order(demo_out, tmp_path):
+    """The report stage draws the thumbnails in two threads while the inference runs: a redraw in
+    one thread gives the same bytes and the same contact sheet, in the same order."""
+    import datetime as dt
+
+    from berthwatch.pipeline.core.aoi import resolve_aois
+    from berthwatch.pipeline.report.analysis import AnalysisParams
+    from berthwatch.pipeline.report.evidence import planned_thumbnails, write_thumbnails
+    from berthwatch.pipeline.report.stage import detection_files, load_observations
+
+    files = detection_files(demo_out, ["rajin", "dunai"], None, None)
+    observations, features, _ = load_observations(files)
+    aois = {a.id: a for a in resolve_aois(["rajin", "dunai"])}
+    plan = planned_thumbnails([(f.parent.name, dt.date.fromisoformat(f.stem)) for f in files],
+                              demo_out / "data", tmp_path)[::8]
+    assert len(plan) >= 6 and {s for *_, s, _, _ in plan} == {"sentinel-1-grd", "sentinel-2-l2a"}
+    entries = {}
+    for threads in (1, 2):
+        entries[threads] = write_thumbnails(plan, observations, features, aois, AnalysisParams(), tmp_path, threads)
+        for aoi, date, sensor, _, path in plan:
+            assert path.read_bytes() == thumbnail_path(demo_out / "report", aoi, date, sensor).read_bytes(), path
+    assert entries[1] == entries[2] and [(e["aoi"], e["date"]) for e in entries[1]] == \
+        [(aoi, date) for aoi, date, *_ in plan]

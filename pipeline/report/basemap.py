@@ -33,7 +33,8 @@ class Basemap:
 
     def png(self) -> bytes:
         buf = io.BytesIO()
-        Image.fromarray(self.rgba, "RGBA").save(buf, format="PNG", optimize=True)
+        # zlib level 3: a tenth of the time of optimize=True for 9 % more bytes (it is encoded on every report)
+        Image.fromarray(self.rgba, "RGBA").save(buf, format="PNG", compress_level=3)
         return buf.getvalue()
 
 

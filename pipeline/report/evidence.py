@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..core.atomic import write_bytes_atomic
@@ -44,14 +45,18 @@ def planned_thumbnails(keys: list[tuple[str, dt.date]], data_dir: Path, dest: Pa
 
 
 def write_thumbnails(planned: list[tuple], observations, features: dict, aoi_objects: dict, params,
-                     dest: Path) -> list[dict]:
-    """Draw and write the thumbnails of the observed sensors; one contact-sheet entry per image."""
-    entries = []
+                     dest: Path, threads: int = 2) -> list[dict]:
+    """Draw and write the thumbnails of the observed sensors; one contact-sheet entry per image.
+
+    ``threads`` draw at once: reading the tile, the stretch and the PNG encoding release
+    Python's lock, so two threads use two cores.
+    """
     by_key = {(o.aoi, o.date): o for o in observations}
-    for aoi, date, sensor, ts, path in planned:
-        o = by_key.get((aoi, date))
-        if o is None or sensor not in o.clear:
-            continue
+    jobs = [(by_key[aoi, date], sensor, ts, path) for aoi, date, sensor, ts, path in planned
+            if (aoi, date) in by_key and sensor in by_key[aoi, date].clear]
+
+    def draw(job) -> dict:
+        o, sensor, ts, path = job
         feats = features.get((o.aoi, o.date), [])
         obj = aoi_objects.get(o.aoi)
         usable = o.sensor_usable(sensor, params)
@@ -59,11 +64,15 @@ def write_thumbnails(planned: list[tuple], observations, features: dict, aoi_obj
         caption = (f"{o.aoi} {o.date.isoformat()} {SENSOR_LABEL[sensor]}: {round(100 * o.clear[sensor])} % of the AOI "
                    f"clear, {'usable' if usable else 'not usable'}; {n} vessels on the date")
         write_bytes_atomic(path, thumbnail_png(ts, feats, obj.geometry if obj else None, o.simulated, caption))
-        entries.append({"aoi": o.aoi, "date": o.date, "sensor": sensor, "label": SENSOR_LABEL[sensor],
-                        "href": rel(path, dest), "clear_fraction": o.clear[sensor], "usable": usable, "vessels": n,
-                        "detections": rel(Path(o.source), dest) if o.source else None,
-                        "tiles": [rel(t.path, dest) for t in ts]})
-    return entries
+        return {"aoi": o.aoi, "date": o.date, "sensor": sensor, "label": SENSOR_LABEL[sensor],
+                "href": rel(path, dest), "clear_fraction": o.clear[sensor], "usable": usable, "vessels": n,
+                "detections": rel(Path(o.source), dest) if o.source else None,
+                "tiles": [rel(t.path, dest) for t in ts]}
+
+    if threads <= 1 or len(jobs) < 2:
+        return [draw(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="thumbnail") as pool:
+        return list(pool.map(draw, jobs))
 
 
 def vessel_rows(observations, features: dict, params) -> list[dict]:

@@ -34,8 +34,10 @@ plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.righ
 
 
 def _png(fig) -> bytes:
+    """The figure as PNG, barely compressed: the report stamps and re-encodes it (:mod:`.stamp`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None},
+                pil_kwargs={"compress_level": 1})
     plt.close(fig)
     return buf.getvalue()
 

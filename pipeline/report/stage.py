@@ -17,6 +17,7 @@ import json
 import os
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +130,7 @@ class ReportData:
     teu_window: dict
     rate: dict
     rate_by_aoi: dict
-    verdict: an.Verdict
+    verdict: an.Verdict | None   # None until :func:`decide`
     simulated: bool
     period: tuple[dt.date, dt.date]
     map_dates: dict[str, dt.date | None] = field(default_factory=dict)
@@ -145,6 +146,20 @@ class ReportData:
 
 def analyse(claim: Claim, observations: list[an.Observation], features: dict, aois: list[str],
             aoi_objects: dict[str, AOI], p: an.AnalysisParams, meta: dict | None = None) -> ReportData:
+    """Everything the report says about the observations, the verdict included."""
+    r = describe(claim, observations, features, aois, aoi_objects, p, meta)
+    decide(r)
+    return r
+
+
+def decide(r: ReportData, inference: dict | None = None) -> None:
+    """Set ``r.verdict``, from ``inference`` (:func:`~.analysis.shuttle.infer_shuttle`) when given."""
+    r.verdict = an.verdict(r.claim, r.observations, r.voyages, r.teu_window, r.params, inference=inference)
+
+
+def describe(claim: Claim, observations: list[an.Observation], features: dict, aois: list[str],
+             aoi_objects: dict[str, AOI], p: an.AnalysisParams, meta: dict | None = None) -> ReportData:
+    """The report's data without the verdict: calls, voyages, yard steps, coverage, rates."""
     window = claim.window
     calls = an.track_port_calls(observations, p)
     voyages = an.infer_voyages(calls, claim.origin, claim.destination, p) + \
@@ -153,7 +168,6 @@ def analyse(claim: Claim, observations: list[an.Observation], features: dict, ao
     steps = an.stack_steps(observations, p)
     an.container_flows(voyages, steps)
     teu_window = an.teu_in_window([v for v in voyages if v.origin == claim.origin], window, p)
-    verdict = an.verdict(claim, observations, voyages, teu_window, p)
     groups = an.by_aoi(observations)
     min_gap = max(2, math.ceil(p.call_days))  # shorter gaps cannot hide a whole call
     gaps = {aoi: an.observation_gaps([o.date for o in obs if o.usable(p)], window, min_gap)
@@ -169,7 +183,7 @@ def analyse(claim: Claim, observations: list[an.Observation], features: dict, ao
         teu_window=teu_window,
         rate=an.activity_rate_ratio(observations, [claim.origin, claim.destination], window, p),
         rate_by_aoi={a: an.activity_rate_ratio(observations, [a], window, p) for a in aois},
-        verdict=verdict, simulated=any(o.simulated for o in observations), period=period,
+        verdict=None, simulated=any(o.simulated for o in observations), period=period,
         map_dates={a: choose_map_date(groups.get(a, []), window, p) for a in aois},
         provenance={"detector_versions": versions, "params_hashes": hashes, "files": len(observations),
                     "single_scene": single_scene_dates(meta)},
@@ -322,12 +336,13 @@ def render(r: ReportData, figures: dict[str, bytes]) -> tuple[str, str, dict]:
     return html, md, summary
 
 
-def write_report(r: ReportData, dest: Path) -> Path:
+def write_report(r: ReportData, dest: Path, figures: dict[str, bytes] | None = None) -> Path:
+    """Write the report's files; ``figures``: those of :func:`.figures.all_figures`, when already drawn."""
     from . import figures as figs
     from .evidence_figure import evidence_figure
     from .stamp import stamp_png
 
-    made = {**figs.all_figures(r), "evidence.png": evidence_figure(r)}
+    made = {**(figures if figures is not None else figs.all_figures(r)), "evidence.png": evidence_figure(r)}
     pngs = {name: stamp_png(data, r.simulated, f"berthwatch report figure {name}, claim {r.claim.id}")
             for name, data in made.items()}
     html, md, summary = render(r, pngs)
@@ -393,17 +408,28 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
     inputs += [m for a in aois if (m := median_composite_path(out, a)).exists()]
 
     def run(_task: Task) -> None:
+        from . import figures as figs
+        from .analysis.shuttle import infer_shuttle
+
         observations, features, meta = load_observations(files)
-        r = analyse(claim, observations, features, aois, aoi_objects, p, meta)
-        r.thumbnails = ev.write_thumbnails(thumbs, observations, features, aoi_objects, p, dest)
+        # Three parts run at once: the thumbnails (tiles and detections only) and the voyage
+        # inference in two threads, which release Python's lock in GDAL, zlib and numpy, and the
+        # figures that do not show the verdict in this one (matplotlib holds the lock).
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="report") as pool:
+            drawn = pool.submit(ev.write_thumbnails, thumbs, observations, features, aoi_objects, p, dest)
+            r = describe(claim, observations, features, aois, aoi_objects, p, meta)
+            inferred = pool.submit(infer_shuttle, claim, observations, r.voyages, an.claimed_teu(claim, p), p)
+            r.basemaps = {a: b for a in aois if (b := load_basemap(out, a)) is not None}
+            figures = figs.all_figures(r)
+            decide(r, inferred.result())
+            r.thumbnails = drawn.result()
         r.no_image = ev.dates_without_tiles(observations, r.thumbnails)
         r.vessels = ev.vessel_rows(observations, features, p)
         r.accuracy = load_accuracy(out / "validate")
-        r.basemaps = {a: b for a in aois if (b := load_basemap(out, a)) is not None}
         r.links = ev.data_links(out, dest, observations,
                                 {f"Sentinel-2 median composite of {a} (GeoTIFF, the maps' background)": b.source
                                  for a, b in r.basemaps.items()})
-        write_report(r, dest)
+        write_report(r, dest, figures)
 
     task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,
                 params={"report_version": REPORT_VERSION, "code": report_code_digest(), "claim": claim.id, "aois": aois,

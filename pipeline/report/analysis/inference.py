@@ -62,12 +62,12 @@ from ...core.contracts import S1, S2
 #: Ship states, in the order of the transition matrices.
 X, O1, O2, S_OD, D1, D2, S_DO = range(7)
 N_STATES = 7
-#: The two ships are exchangeable (same transitions, same start, observed through counts), so the
-#: chain runs on unordered pairs of states: 28 instead of 49, exactly (lumpability, Kemeny & Snell
-#: 1960, section 6.3). ``_LUMP`` sums an ordered pair's probability into its unordered pair.
 #: Probabilities below this (after each day's renormalisation) are set to 0: they change nothing,
 #: and as subnormal floats they would slow every product down a hundredfold.
 TINY = 1e-30
+#: The two ships are exchangeable (same transitions, same start, observed through counts), so the
+#: chain runs on unordered pairs of states: 28 instead of 49, exactly (lumpability, Kemeny & Snell
+#: 1960, section 6.3). ``_LUMP`` sums an ordered pair's probability into its unordered pair.
 _PAIRS = [(a, b) for a in range(N_STATES) for b in range(a, N_STATES)]
 _PAIR_REP = np.array([a * N_STATES + b for a, b in _PAIRS])
 _LUMP = np.zeros((N_STATES ** 2, len(_PAIRS)))
@@ -172,41 +172,74 @@ def _ship_matrices(m: ShuttleModel, start: float, leave: float) -> dict[tuple[in
     return t
 
 
-def _pair_matrices(parts: list[dict], arrival_bit: int, departure_bit: int) -> dict:
-    """Transitions of the two ships (and the yard flags), by counter increment, batched over ``parts``.
+@dataclass(frozen=True)
+class _PairTransitions:
+    """The two ships' daily transitions for a set of rates, in the forms the passes use.
 
-    Returns ``{0, 1, 2: (batch, n, n) for a counted day; "all": for any other day}`` where ``n`` is
-    28 unordered ship pairs times the number of flag combinations. A flag bit (``arrival_bit``: a ship arrived
-    at the destination, ``departure_bit``: a ship left the origin, since that yard was last observed;
-    0 when not carried) is set by the event and stays set until its yard is observed.
+    Arrays are single precision (each day is renormalised, so 7 digits are plenty), contiguous,
+    with a leading axis over the rate sets, shaped for the chain's layout (see
+    :func:`voyage_count_posterior`). Forward matrices are transposed (destination x source).
     """
-    n_b, n_s = len(parts), len(_PAIRS)
+
+    forward_all: np.ndarray           # any day
+    forward_none: np.ndarray          # a counted day, no counted departure
+    forward_departing: dict           # {1, 2 departures: (..., n, len(sources))}
+    sources: dict                     # {1, 2: the source states from which that many can depart}
+    backward_all: np.ndarray          # any day, for the backward pass (no counter)
+
+    def forward(self, a: np.ndarray, counted: bool) -> np.ndarray:
+        """One day of the ships on ``a`` (..., n, false alarms, counter, others); departures raise the counter."""
+        shape = a.shape
+        flat = a.reshape(shape[:4] + (-1,))
+        if not counted:
+            return np.matmul(self.forward_all, flat).reshape(shape)
+        out = np.matmul(self.forward_none, flat).reshape(shape)
+        k = shape[5]
+        for inc in (1, 2):
+            part = np.matmul(self.forward_departing[inc], flat[:, :, :, self.sources[inc]]).reshape(shape)
+            out[..., inc:, :] += part[..., :k - inc, :]
+            for j in range(max(k - inc, 0), k):  # the last bin holds "at least max_count"
+                out[..., -1, :] += part[..., j, :]
+        return out
+
+    def backward(self, b: np.ndarray) -> np.ndarray:
+        """beta_t(s) = sum_s' P(s -> s') beta_t+1(s') over the ships' states."""
+        return np.matmul(self.backward_all, b.reshape(b.shape[:4] + (-1,))).reshape(b.shape)
+
+
+def _pair_transitions(ships: list[dict], arrival_bit: int, departure_bit: int, axis: int) -> _PairTransitions:
+    """Transitions of the two ships (and the yard flags) for each set of rates in ``ships``.
+
+    The state is one of 28 unordered ship pairs times the flag combinations. A flag bit
+    (``arrival_bit``: a ship arrived at the destination, ``departure_bit``: a ship left the origin,
+    since that yard was last observed; 0 when not carried) is set by the event and stays set until
+    its yard is observed. ``axis`` (1 or 2) is the chain's axis that the rate sets run along.
+    """
+    n_b, n_s = len(ships), len(_PAIRS)
     n_f = (arrival_bit | departure_bit) + 1
     groups = {(inc, arr): np.zeros((n_b, n_s, n_s)) for inc in (0, 1, 2) for arr in (0, 1)}
-    for (d1, a1), (d2, a2) in itertools.product(parts[0], parts[0]):
-        x = np.array([p[d1, a1] for p in parts])
-        y = np.array([p[d2, a2] for p in parts])
+    for (d1, a1), (d2, a2) in itertools.product(ships[0], ships[0]):
+        x = np.array([p[d1, a1] for p in ships])
+        y = np.array([p[d2, a2] for p in ships])
         ordered = np.einsum("bip,bjq->bijpq", x, y).reshape(n_b, N_STATES ** 2, N_STATES ** 2)
         groups[d1 + d2, a1 | a2] += ordered[:, _PAIR_REP] @ _LUMP
-    out = {}
-    for inc in (0, 1, 2):
-        if n_f == 1:
-            out[inc] = groups[inc, 0] + groups[inc, 1]
-            continue
-        mat = np.zeros((n_b, n_f, n_s, n_f, n_s))
-        for arr in (0, 1):
-            event = (arrival_bit if arr else 0) | (departure_bit if inc else 0)
-            for f in range(n_f):
-                mat[:, f, :, f | event, :] += groups[inc, arr]
-        out[inc] = mat.reshape(n_b, n_f * n_s, n_f * n_s)
-    out["all"] = out[0] + out[1] + out[2]
-    # Stored for the passes' batched products in single precision (each day is renormalised, so
-    # 7 digits are plenty) and contiguous in the order they are used: transposed for the forward
-    # pass ("back": as is, for the backward pass). A transposed view would take BLAS's slow path.
-    back = out["all"].astype(np.float32)
-    out = {k: np.ascontiguousarray(v.transpose(0, 2, 1), dtype=np.float32) for k, v in out.items()}
-    out["back"] = back
-    return out
+    by_inc = np.zeros((3, n_b, n_f, n_s, n_f, n_s))  # (departures, set, flags, from, flags, to)
+    for (inc, arr), g in groups.items():
+        event = (arrival_bit if arr else 0) | (departure_bit if inc else 0)
+        for f in range(n_f):
+            by_inc[inc, :, f, :, f | event, :] += g
+    by_inc = by_inc.reshape(3, n_b, n_f * n_s, n_f * n_s)
+    lead = (1, n_b, 1) if axis == 1 else (1, 1, n_b)
+
+    def shaped(mats: np.ndarray, transpose: bool) -> np.ndarray:
+        mats = mats.transpose(0, 2, 1) if transpose else mats
+        return np.ascontiguousarray(mats.reshape(lead + mats.shape[1:]), dtype=np.float32)
+
+    sources = {inc: np.flatnonzero(by_inc[inc].any(axis=(0, 2))) for inc in (1, 2)}
+    return _PairTransitions(
+        forward_all=shaped(by_inc.sum(0), True), forward_none=shaped(by_inc[0], True),
+        forward_departing={inc: shaped(by_inc[inc][:, sources[inc], :], True) for inc in (1, 2)},
+        sources=sources, backward_all=shaped(by_inc.sum(0), False))
 
 
 def _other_matrix(m: ShuttleModel, regime: tuple[float, float]) -> np.ndarray:
@@ -272,7 +305,14 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
     origin's intervals are shifted by one day onto the chain.
 
     Returns ``{"pmf": array over 0..max_count (the last bin is "at least"), "log_evidence": float,
-    "weights": model-averaging weights of the hyper-parameter grid}``.
+    "weights": model-averaging weights of the hyper-parameter grid, shaped (regimes of other
+    traffic at the origin x at the destination, ship rates in the ``regime`` window, outside it,
+    false-alarm rates)}``.
+
+    The grid runs as leading axes of the chain's state, so that each day is a few large matrix
+    products: the state is ``(regime pair, rates inside, rates outside, ship pair x yard flags,
+    false-alarm rate, counter, other ships at both ports)``, and a day's ship transition depends
+    only on the rates of the part of the period it falls in.
     """
     d0, d1 = days
     n_days = (d1 - d0).days + 1
@@ -283,30 +323,23 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
             if 0 <= i < n_days:
                 looks[side][i] = lk
     c0, c1 = (counted[0] - d0).days, (counted[1] - d0).days
-    n_o = m.max_other + 1
-    # ships at each port in the joint ship state (7 x 7 for two ships, 7 for one)
-    at_o = np.array([1 if s in (O1, O2) else 0 for s in range(N_STATES)])
-    at_d = np.array([1 if s in (D1, D2) else 0 for s in range(N_STATES)])
-    ships = 2  # the joint chain below is written for two ships
-    shape = (N_STATES,) * ships
-    grid = np.indices(shape).reshape(ships, -1)
-    ships_o = at_o[grid].sum(0)[_PAIR_REP]
-    ships_d = at_d[grid].sum(0)[_PAIR_REP]
-    others = np.arange(n_o)
     regime = regime or counted
     r0, r1 = (regime[0] - d0).days, (regime[1] - d0).days
-    regimes = m.other_regimes if (origin or destination) else m.other_regimes[:1]  # no looks: no effect
-    fa_values = tuple(np.atleast_1d(obs.false_alarms_per_date).astype(float)) if (origin or destination) else (0.0,)
-    combos = list(itertools.product(m.start_in_window, m.start_outside, m.leave_in_window, m.leave_outside, regimes,
-                                    regimes, range(len(fa_values))))
-    fa_index = np.array([c[6] for c in combos])
-    # all hyper-parameter combinations run at once on a leading batch axis
-    other_o = np.array([_other_matrix(m, c[4]) for c in combos])
-    other_d = np.array([_other_matrix(m, c[5]) for c in combos])
-    init1 = np.array([0.5] + [0.5 / 6] * 6)
-    stat_o = np.array([np.linalg.matrix_power(t, 200)[0] for t in other_o])
-    stat_d = np.array([np.linalg.matrix_power(t, 200)[0] for t in other_d])
-    n_b, n_k = len(combos), m.max_count + 1
+    any_looks = bool(origin or destination)
+    regimes = m.other_regimes if any_looks else m.other_regimes[:1]  # no looks: no effect
+    fa_values = tuple(np.atleast_1d(obs.false_alarms_per_date).astype(float)) if any_looks else (0.0,)
+    inside = list(itertools.product(m.start_in_window, m.leave_in_window))
+    outside = list(itertools.product(m.start_outside, m.leave_outside))
+    n_o = m.max_other + 1
+    other = [_other_matrix(m, r) for r in regimes]
+    stationary = [np.linalg.matrix_power(t, 200)[0] for t in other]
+    pairs = list(itertools.product(range(len(regimes)), repeat=2))  # (origin, destination) regimes
+    # other ships at both ports: x = origin count x (max_other + 1) + destination count
+    other_t = np.array([np.kron(other[a], other[b]) for a, b in pairs], dtype=np.float32)
+    other_back = np.ascontiguousarray(other_t.transpose(0, 2, 1))
+    n_r, n_a, n_z, n_fa = len(pairs), len(inside), len(outside), len(fa_values)
+    n_x, n_k, n_s = n_o * n_o, m.max_count + 1, len(_PAIRS)
+
     # Yard channels: (flag bit, {chain day: look ending there}, {chain days where an interval starts},
     # (P(change | no event), P(change | event))); the origin's days are shifted by one (see above).
     channels, bits = [], []
@@ -318,33 +351,28 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
             channels.append((bits[-1], ends, {(y.start - d0).days + shift for y in lst}, probs))
     arrival_bit, departure_bit = bits
     n_f = (arrival_bit | departure_bit) + 1
-    ship_ts = [_pair_matrices([_ship_matrices(m, c[which], c[2 + which]) for c in combos], arrival_bit,
-                                  departure_bit)
-               for which in (0, 1)]  # inside the regime window, outside it
+    n = n_f * n_s
+    ships_in = _pair_transitions([_ship_matrices(m, s, q) for s, q in inside], arrival_bit, departure_bit, 1)
+    ships_out = _pair_transitions([_ship_matrices(m, s, q) for s, q in outside], arrival_bit, departure_bit, 2)
 
-    def ship_t_on(i: int) -> dict:
-        return ship_ts[0] if r0 <= i - 1 <= r1 else ship_ts[1]
-    other_t = np.einsum("bxu,byv->bxyuv", other_o, other_d).reshape(n_b, n_o * n_o, n_o * n_o)
-    n_s = len(_PAIRS)
-    alpha = np.zeros((n_b, n_f * n_s, n_o * n_o, n_k))
-    alpha[:, :n_s, :, 0] = ((np.multiply.outer(init1, init1).reshape(-1) @ _LUMP)[None, :, None]
-                            * (stat_o[:, :, None] * stat_d[:, None, :]).reshape(n_b, 1, -1))
-    grid_o, grid_d = np.meshgrid(others, others, indexing="ij")  # (origin, destination) other counts
-    totals = {0: ships_o.reshape(-1)[:, None, None] + grid_o[None], 1: ships_d.reshape(-1)[:, None, None] + grid_d[None]}
+    def ships_on(i: int) -> _PairTransitions:
+        """The transition into day ``i`` follows the rates of day ``i - 1``."""
+        return ships_in if r0 <= i - 1 <= r1 else ships_out
+
+    # ships at each port per unordered pair state, and the total with the other ships
+    at_o = np.isin(np.arange(N_STATES), (O1, O2)).astype(int)
+    at_d = np.isin(np.arange(N_STATES), (D1, D2)).astype(int)
+    pair = np.array(_PAIRS).T
+    x_o, x_d = np.divmod(np.arange(n_x), n_o)
+    totals = {0: (at_o[pair].sum(0))[:, None] + x_o[None], 1: (at_d[pair].sum(0))[:, None] + x_d[None]}
 
     def likelihood(i: int) -> np.ndarray | None:
-        """P(the day's looks | state), shaped (batch, n_f x 28, 9, 1), or None when nothing was looked at."""
-        out = _looks_likelihood(i)
-        return None if out is None else out[fa_index]
-
-    def _looks_likelihood(i: int) -> np.ndarray | None:
-        """Per false-alarm rate: (n_fa, n_f x 28, 9 or 1, 1)."""
+        """P(the day's looks | state), shaped (n, false-alarm rates, 1, n_x), or None when nothing was looked at."""
         out = None
         for side in (0, 1):
             lk = looks[side].get(i)
             if lk is not None:
-                f = np.array([detection_likelihood(totals[side], lk.found, lk.p_detect, fa).reshape(n_s, -1, 1)
-                              for fa in fa_values])
+                f = np.array([detection_likelihood(totals[side], lk.found, lk.p_detect, fa) for fa in fa_values])
                 out = f if out is None else out * f
         flag = np.ones(n_f)
         for bit, ends, _, (p_without, p_with) in channels:
@@ -352,106 +380,88 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
             if y is not None:
                 has = (np.arange(n_f) & bit) > 0
                 flag *= np.where(has, p_with, p_without) if y.changed else np.where(has, 1 - p_with, 1 - p_without)
-        if n_f == 1:
-            return out
         if out is None:
             if np.all(flag == 1.0):
                 return None
-            out = np.ones((len(fa_values), n_s, 1, 1))
-        out = flag[None, :, None, None, None] * out[:, None]
-        return out.reshape(len(fa_values), n_f * n_s, out.shape[3], 1)
+            out = np.ones((n_fa, n_s, n_x))
+        full = flag[:, None, None, None] * out.transpose(1, 0, 2)[None]  # (flags, pairs, false alarms, others)
+        return full.reshape(n, n_fa, 1, n_x).astype(np.float32)
 
-    def reset(a: np.ndarray, i: int, forward: bool) -> np.ndarray:
-        """Yards observed on day ``i``: their flags start again at 0 after today's evidence."""
+    def reset(a: np.ndarray, i: int, forward: bool) -> None:
+        """Yards observed on day ``i``: their flags start again at 0 after today's evidence (in place)."""
         for bit, ends, starts, _ in channels:
             if i not in ends and i not in starts:
                 continue
-            a = a.reshape(a.shape[0], n_f, n_s, *a.shape[2:]).copy()
+            v = a.view()
+            v.shape = a.shape[:3] + (n_f, n_s) + a.shape[4:]  # raises rather than edit a copy
             for f in range(n_f):
                 if f & bit:
                     if forward:
-                        a[:, f & ~bit] += a[:, f]
-                        a[:, f] = 0
+                        v[:, :, :, f & ~bit] += v[:, :, :, f]
+                        v[:, :, :, f] = 0.0
                     else:
-                        a[:, f] = a[:, f & ~bit]
-            a = a.reshape(a.shape[0], n_f * n_s, *a.shape[3:])
-        return a
+                        v[:, :, :, f] = v[:, :, :, f & ~bit]
+
+    def normalise(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Divide each grid point's state by ``z`` (its sum or max); return log z."""
+        z = z.astype(np.float64)
+        a *= np.where(z > TINY, 1.0 / np.maximum(z, TINY), 0.0).astype(np.float32)[:, :, :, None, :, None, None]
+        a[a < TINY] = 0.0  # subnormal floats would slow every product down a hundredfold
+        return np.log(np.maximum(z, 1e-300))
+
+    def other_ships(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.matmul(a.reshape(n_r, -1, n_x), t).reshape(a.shape)
 
     # Forward (Rabiner 1989, scaled) up to the day after the last counted departure; the counter axis
-    # is a single bin before the counted days. The days after are summed by a backward pass without it.
+    # grows with the counted days (at most two departures a day). The days after are summed by a
+    # backward pass without it.
+    init_pair = np.multiply.outer(*[np.array([0.5] + [0.5 / 6] * 6)] * 2).reshape(-1) @ _LUMP
+    init_other = np.array([np.kron(stationary[a], stationary[b]) for a, b in pairs])
+    alpha = np.zeros((n_r, n_a, n_z, n, n_fa, 1, n_x), dtype=np.float32)
+    alpha[:, :, :, :n_s, :, 0, :] = init_pair[:, None, None] * init_other[:, None, None, None, None, :]
     last = min(max(c1 + 1, 0), n_days - 1)
-    alpha = alpha[..., :1]
-    loglik = np.zeros(n_b)
+    loglik = np.zeros((n_r, n_a, n_z, n_fa))
     for i in range(last + 1):
         if i > 0:
-            if c0 <= i - 1 <= c1 and alpha.shape[-1] < n_k:
-                alpha = np.concatenate([alpha, np.zeros(alpha.shape[:-1] + (n_k - alpha.shape[-1],))], -1)
-            alpha = _step(alpha, ship_t_on(i), other_t, c0 <= i - 1 <= c1)
+            counted_day = c0 <= i - 1 <= c1
+            if counted_day and alpha.shape[5] < n_k:
+                alpha = _grow_counter(alpha, min(n_k, alpha.shape[5] + 2))
+            alpha = ships_on(i).forward(other_ships(alpha, other_t), counted_day)
         like = likelihood(i)
         if like is not None:
-            alpha = alpha * like
-        if channels:
-            alpha = reset(alpha, i, True)
-        z = np.maximum(alpha.reshape(n_b, -1).sum(1), 1e-300)
-        alpha /= z[:, None, None, None]
-        alpha[alpha < TINY] = 0.0
-        loglik += np.log(z)
-    if alpha.shape[-1] < n_k:
-        alpha = np.concatenate([alpha, np.zeros(alpha.shape[:-1] + (n_k - alpha.shape[-1],))], -1)
-    beta = np.ones(alpha.shape[:-1] + (1,))
+            alpha *= like
+        reset(alpha, i, True)
+        loglik += normalise(alpha, _reduce(alpha, np.add))
+    alpha = _grow_counter(alpha, n_k)
+    beta = np.ones(alpha.shape[:5] + (1, n_x), dtype=np.float32)
     for i in range(n_days - 1, last, -1):
-        if channels:
-            beta = reset(beta, i, False)
+        reset(beta, i, False)
         like = likelihood(i)
         if like is not None:
-            beta = beta * like
-        beta = _step_back(beta, ship_t_on(i), other_t)
-        z = np.maximum(beta.reshape(n_b, -1).max(1), 1e-300)
-        beta /= z[:, None, None, None]
-        beta[beta < TINY] = 0.0
-        loglik += np.log(z)
-    joint = (alpha * beta).reshape(n_b, -1, n_k).sum(1)
-    z = np.maximum(joint.sum(1), 1e-300)
+            beta *= like
+        beta = ships_on(i).backward(other_ships(beta, other_back))
+        loglik += normalise(beta, _reduce(beta, np.maximum))
+    joint = (alpha * beta).sum(axis=(3, 6), dtype=np.float64)  # (grid..., counter)
+    z = np.maximum(joint.sum(-1), 1e-300)
     loglik += np.log(z)
-    alpha = joint / z[:, None]
-    pmfs = alpha
+    pmfs = joint / z[..., None]
     w = np.exp(loglik - loglik.max())
     w /= w.sum()
-    pmf = (w[:, None] * pmfs).sum(0)
+    pmf = (w[..., None] * pmfs).reshape(-1, n_k).sum(0)
     return {"pmf": pmf / pmf.sum(), "log_evidence": float(loglik.max() + math.log(np.exp(loglik - loglik.max()).mean())),
             "weights": w}
 
 
-def _step_back(beta: np.ndarray, ship_t: dict, other_t: np.ndarray) -> np.ndarray:
-    """One day of the backward pass (no counter): beta_t(s) = sum_s' P(s -> s') beta_t+1(s')."""
-    b = np.matmul(other_t, beta[..., 0].transpose(0, 2, 1)).transpose(0, 2, 1)  # (batch, pairs, 9)
-    return np.matmul(ship_t["back"], b.astype(np.float32))[..., None].astype(np.float64)
+def _reduce(a: np.ndarray, ufunc) -> np.ndarray:
+    """``ufunc`` reduced over the state (axes 3, 5 and 6) for each grid point: contiguous axes first, fast."""
+    return ufunc.reduce(ufunc.reduce(a.reshape(a.shape[:5] + (-1,)), axis=-1), axis=3)
 
 
-def _shift(a: np.ndarray, inc: int) -> np.ndarray:
-    """Raise the counter (last axis) by ``inc``; the last bin holds "at least max_count"."""
-    out = np.zeros_like(a)
-    out[..., inc:] = a[..., :-inc]
-    out[..., -1] += a[..., -inc:].sum(-1)
-    return out
-
-
-def _step(alpha: np.ndarray, ship_t: dict, other_t: np.ndarray, counted: bool) -> np.ndarray:
-    """One day of the joint chain, shaped (batch, 28 unordered ship pairs (times yard flags), 9 other counts, counter).
-
-    ``ship_t`` maps a counter increment (0, 1, 2) to the transposed (batch, n, n) transitions of the pair of
-    ships making that many counted departures; ``other_t`` is (batch, 9, 9). Departures from the
-    origin on a counted day (the day before) raise the counter.
-    """
-    n_b, n_s, n_x, n_k = alpha.shape
-    a = np.matmul(alpha.transpose(0, 1, 3, 2), other_t[:, None]).transpose(0, 1, 3, 2)
-    flat = a.reshape(n_b, n_s, n_x * n_k).astype(np.float32)
-    if not counted:
-        return np.matmul(ship_t["all"], flat).reshape(alpha.shape).astype(np.float64)
-    out = np.matmul(ship_t[0], flat).reshape(alpha.shape).astype(np.float64)
-    for inc in (1, 2):
-        out += _shift(np.matmul(ship_t[inc], flat).reshape(alpha.shape), inc)
-    return out
+def _grow_counter(a: np.ndarray, k: int) -> np.ndarray:
+    """``a`` with its counter axis (5) padded with empty bins up to ``k``."""
+    if a.shape[5] >= k:
+        return a
+    return np.concatenate([a, np.zeros(a.shape[:5] + (k - a.shape[5],) + a.shape[6:], dtype=a.dtype)], axis=5)
 
 
 def summarise_count(pmf: np.ndarray, level: float = 0.9) -> dict:
