@@ -412,9 +412,10 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
     def other_ships(a: np.ndarray, t: np.ndarray) -> np.ndarray:
         return np.matmul(a.reshape(n_r, -1, n_x), t).reshape(a.shape)
 
-    # Forward (Rabiner 1989, scaled) up to the day after the last counted departure; the counter axis
-    # grows with the counted days (at most two departures a day). The days after are summed by a
-    # backward pass without it.
+    # Forward (Rabiner 1989, scaled) up to the day after the last counted departure. The counter
+    # axis carries only the counts reached so far, plus two for the day's departures: a ship's cycle
+    # takes days, so most higher counts stay exactly 0 for most of the window. The days after are
+    # summed by a backward pass without the counter.
     init_pair = np.multiply.outer(*[np.array([0.5] + [0.5 / 6] * 6)] * 2).reshape(-1) @ _LUMP
     init_other = np.array([np.kron(stationary[a], stationary[b]) for a, b in pairs])
     alpha = np.zeros((n_r, n_a, n_z, n, n_fa, 1, n_x), dtype=np.float32)
@@ -424,8 +425,8 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
     for i in range(last + 1):
         if i > 0:
             counted_day = c0 <= i - 1 <= c1
-            if counted_day and alpha.shape[5] < n_k:
-                alpha = _grow_counter(alpha, min(n_k, alpha.shape[5] + 2))
+            if counted_day:
+                alpha = _fit_counter(alpha, n_k)
             alpha = ships_on(i).forward(other_ships(alpha, other_t), counted_day)
         like = likelihood(i)
         if like is not None:
@@ -455,6 +456,17 @@ def voyage_count_posterior(origin: Sequence[PortLook], destination: Sequence[Por
 def _reduce(a: np.ndarray, ufunc) -> np.ndarray:
     """``ufunc`` reduced over the state (axes 3, 5 and 6) for each grid point: contiguous axes first, fast."""
     return ufunc.reduce(ufunc.reduce(a.reshape(a.shape[:5] + (-1,)), axis=-1), axis=3)
+
+
+def _fit_counter(a: np.ndarray, n_k: int) -> np.ndarray:
+    """``a`` with the counter axis (5) cut after its last non-zero bin, then two empty bins (at most ``n_k``)."""
+    k = a.shape[5]
+    while k > 1 and not a[:, :, :, :, :, k - 1].any():
+        k -= 1
+    want = min(n_k, k + 2)
+    if want < a.shape[5]:
+        return np.ascontiguousarray(a[:, :, :, :, :, :want])
+    return _grow_counter(a, want)
 
 
 def _grow_counter(a: np.ndarray, k: int) -> np.ndarray:
