@@ -104,35 +104,48 @@ def block_sums(image, valid, block):
     return s1, s2, n
 
 
-def _box_sum(integral, half, shape):
+def _box_sum(integral, half, shape, padded=None):
     """Sum over a (2*half+1)^2 box of blocks centred on every block, clipped at edges.
 
     ``integral`` is the (R+1, C+1) integral image; box corners outside the
-    grid are clamped to its edge, which clips the box. Memory stays that of
-    the grid (no padded copies).
+    grid are clamped to its edge, which clips the box. The clamping is an
+    edge-padded copy of the integral (``padded``: ``(copy, pad)`` with
+    ``pad >= half``, to share one copy between box sizes), so the four
+    corners are views of it: three passes over the grid, not nine.
     """
     nr, nc = shape
-    r_hi = np.minimum(np.arange(nr) + half + 1, nr)
-    r_lo = np.maximum(np.arange(nr) - half, 0)
-    c_hi = np.minimum(np.arange(nc) + half + 1, nc)
-    c_lo = np.maximum(np.arange(nc) - half, 0)
-    top, bottom = integral[r_lo], integral[r_hi]
-    a = np.take(bottom, c_hi, axis=1)  # take keeps the result C-ordered (fancy indexing on axis 1 does not)
-    a -= np.take(top, c_hi, axis=1)
-    a -= np.take(bottom, c_lo, axis=1)
-    a += np.take(top, c_lo, axis=1)
+    if padded is None:
+        padded = np.pad(integral, half, mode="edge"), half
+    e, pad = padded
+    # e[pad + k, pad + l] = integral[clip(k, 0, R), clip(l, 0, C)]: the low corner of block r is
+    # integral[max(r - half, 0)], the high one integral[min(r + half + 1, R)].
+    lo, hi = pad - half, pad + half + 1
+    a = np.subtract(e[hi:hi + nr, hi:hi + nc], e[lo:lo + nr, hi:hi + nc])
+    a -= e[hi:hi + nr, lo:lo + nc]
+    a += e[lo:lo + nr, lo:lo + nc]
     return a
 
 
 def _box_sum_at(integral, half, shape, rows, cols):
     """:func:`_box_sum` at the blocks ``rows, cols`` only (the same arithmetic, so the same bits)."""
+    return _box_sums_at([integral], half, shape, rows, cols)[0]
+
+
+def _box_sums_at(integrals, half, shape, rows, cols):
+    """:func:`_box_sum_at` of several integrals of one grid (the corners' positions computed once)."""
     nr, nc = shape
-    r_hi, r_lo = np.minimum(rows + half + 1, nr), np.maximum(rows - half, 0)
+    width = nc + 1
+    r_hi, r_lo = np.minimum(rows + half + 1, nr) * width, np.maximum(rows - half, 0) * width
     c_hi, c_lo = np.minimum(cols + half + 1, nc), np.maximum(cols - half, 0)
-    a = integral[r_hi, c_hi] - integral[r_lo, c_hi]
-    a -= integral[r_hi, c_lo]
-    a += integral[r_lo, c_lo]
-    return a
+    corners = (r_hi + c_hi, r_lo + c_hi, r_hi + c_lo, r_lo + c_lo)
+    out = []
+    for integral in integrals:
+        flat = integral.reshape(-1)
+        a = flat[corners[0]] - flat[corners[1]]
+        a -= flat[corners[2]]
+        a += flat[corners[3]]
+        out.append(a)
+    return out
 
 
 def _integral(a):
@@ -151,26 +164,33 @@ def _ring_moments(sums, guard_half, outer_half, min_background, widen=True):
     s1, s2, n = sums
     shape = s1.shape
     ints = [_integral(a) for a in (s1, s2, n)]
-    guard = [_box_sum(i, guard_half, shape) for i in ints]
-    ring = [_box_sum(i, outer_half, shape) - g for i, g in zip(ints, guard)]
+    pads = [(np.pad(i, outer_half, mode="edge"), outer_half) for i in ints]  # one copy for both boxes
+    guard = [_box_sum(i, guard_half, shape, p) for i, p in zip(ints, pads)]
+    ring = [_box_sum(i, outer_half, shape, p) - g for i, p, g in zip(ints, pads, guard)]
+    del pads
     rs1, rs2, rn = ring
     todo = rn < min_background
     if not widen:
         rn = np.where(todo, np.nan, rn)
         todo = np.zeros_like(todo)
-    # Rings to widen are few (narrow water, chips): their box sums are taken at those blocks only.
+    # Rings to widen are few (narrow water, chips; inland blocks): their box sums are taken at those
+    # blocks only, by linear index (rs1, rs2, rn and the guard sums are C-ordered grids).
     rows, cols = np.nonzero(todo)
+    at = rows * shape[1] + cols
+    inner = [g.reshape(-1)[at] for g in guard]
     half = outer_half * 2
     while rows.size and half <= 2 * max(shape):
-        w1, w2, wn = (_box_sum_at(i, half, shape, rows, cols) - g[rows, cols] for i, g in zip(ints, guard))
+        wide = _box_sums_at(ints, half, shape, rows, cols)
+        w1, w2, wn = (b - g for b, g in zip(wide, inner))
         ok = wn >= min_background
         for grid, part in ((rs1, w1), (rs2, w2), (rn, wn)):
-            grid[rows[ok], cols[ok]] = part[ok]
-        rows, cols = rows[~ok], cols[~ok]
+            grid.reshape(-1)[at[ok]] = part[ok]
+        rows, cols, at = rows[~ok], cols[~ok], at[~ok]
+        inner = [g[~ok] for g in inner]
         half *= 2
     if rows.size:
         for grid, total in ((rs1, s1.sum()), (rs2, s2.sum()), (rn, n.sum())):
-            grid[rows, cols] = total
+            grid.reshape(-1)[at] = total
     with np.errstate(invalid="ignore", divide="ignore"):
         rs1 /= rn
         rs2 /= rn

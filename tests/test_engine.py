@@ -155,3 +155,61 @@ def test_engine_map_runs_an_initializer_once_per_worker(dask_cluster):
         assert engine.workers == 2 and engine.parallel(1)
         got = list(engine.map(np.add.reduce, [np.arange(n) for n in range(5)], preload=__name__))
         assert got == [0, 0, 1, 3, 6]
+
+
+def test_workers_write_the_detections_and_the_coordinator_only_renames_and_records(series, tmp_path, monkeypatch):
+    """Tasks of 3 dates on 2 local processes: the same bytes and manifest as an in-process run, though this
+    process neither encodes a detection file nor hashes a tile or a detection; a corrupt tile fails its date
+    alone, the other dates of its task are written."""
+    import shutil
+
+    from berthwatch.pipeline.core import manifest as manifest_mod
+    from berthwatch.pipeline.detect import date_tasks, stage
+
+    root, aois = series
+    port = aois[1]
+    data = tmp_path / "data"
+    shutil.copytree(root / "data" / "tiles" / port.id, data / "tiles" / port.id)
+    bad = sorted((data / "tiles" / port.id / S2 / DATES[4].isoformat()).glob("*.tif"))[0]
+    bad.write_bytes(bad.read_bytes()[:5000])  # truncated after fetch
+    assert run_detect(RunOptions(aois=[port], data_dir=data, out_dir=tmp_path / "local", extra={"workers": 1})) == 1
+    monkeypatch.setattr(date_tasks, "TASKS_PER_WORKER", 1)
+    monkeypatch.setattr(date_tasks, "MAX_DATES_PER_TASK", 3)
+    submitted = []
+    real_submit = date_tasks.submit_dates
+    monkeypatch.setattr(stage, "submit_dates", lambda stale, engine, *a: submitted.append(engine.workers)
+                        or real_submit(stale, engine, *a))
+
+    def no_write(path, *args, **kwargs):
+        raise AssertionError(f"the coordinator wrote {path}")
+
+    hashed = []
+    real_sha = manifest_mod.sha256_file
+    monkeypatch.setattr(stage, "write_feature_collection", no_write)
+    monkeypatch.setattr(manifest_mod, "sha256_file", lambda p, *a: hashed.append(Path(p)) or real_sha(p, *a))
+    code = run_detect(RunOptions(aois=[port], data_dir=data, out_dir=tmp_path / "out",
+                                 extra={"scheduler": "processes", "workers": 2}))
+    assert code == 1 and submitted == [2]
+    assert date_tasks.dates_per_task(len(DATES), 2) == 3  # two tasks of three dates
+    got = outputs(tmp_path / "out")
+    bad_key = f"detections/{port.id}/{DATES[4].isoformat()}.geojson"
+    assert bad_key not in got and len([k for k in got if k.endswith(".geojson")]) == len(DATES) - 1
+    assert got == outputs(tmp_path / "local")
+    failed = json.loads(got["detections/failed.json"])["failed"]
+    assert [(f["date"], "checksum" in f["error"]) for f in failed] == [(DATES[4].isoformat(), True)]
+    # The tiles are hashed once, for the reference mask (built here: one AOI); not again to record the dates.
+    tiles = [p for p in hashed if "tiles" in p.relative_to(tmp_path).parts]
+    assert tiles and len(tiles) == len(set(tiles)) and not [p for p in hashed if p.suffix == ".geojson"]
+    recorded = recorded_outputs(tmp_path / "out")
+    assert recorded == recorded_outputs(tmp_path / "local")
+    assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp" in p.name]
+
+
+def test_processes_engine_reuses_one_pool_across_rounds_of_tasks():
+    """A caller with several rounds of tasks (scene windows rescanned) gets the same worker processes."""
+    with Engine("processes", 2) as engine:
+        pids = set()
+        for _ in range(3):
+            pids |= {f.result() for f in engine.submit_all(os.getpid, [()] * 4,
+                                                            preload="berthwatch.pipeline.core.engine")}
+        assert 1 <= len(pids) <= 2 and os.getpid() not in pids

@@ -48,10 +48,37 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, data)
+
+
+def write_temp_beside(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to a new temporary file beside ``path`` (synced to disk); return the temporary file.
+
+    The first half of an atomic write, for a writer that is not the one who
+    decides: a worker writes, the process that keeps the manifest renames
+    the file onto ``path`` (``os.replace``) or deletes it. Until then it is
+    an ordinary temporary file (:func:`is_temp_name`), removed by
+    :func:`remove_stale_temps` if nobody claims it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        _write_synced(tmp_path, data)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return tmp_path
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_text_atomic(path: Path | str, text: str) -> None:

@@ -16,9 +16,10 @@ One option picks the engine (CLI ``--scheduler``, ``--workers``):
 
 The tasks are pure functions of their arguments (an AOI-date's tiles and
 references, a scene window): whichever engine runs them, the results are
-the same bytes. Workers only *read* the data and output folders (tiles,
-reference rasters); the process that started the run writes every output,
-atomically, and keeps the manifest and the lock. So with a cluster,
+the same bytes. Workers read the data and output folders (tiles, reference
+rasters) and write their results to temporary files in the output folder;
+the process that started the run renames them into place, keeps the
+manifest and holds the lock. So with a cluster,
 ``--data-dir`` and ``--out-dir`` must be the same paths on every worker (a
 shared file system: NFS, Lustre/GPFS on HPC, a ReadWriteMany volume on
 Kubernetes), and the workers need the same berthwatch version installed.
@@ -220,9 +221,11 @@ class Engine:
         if not arg_tuples:
             return []
         if not self.is_dask:
-            pool = process_pool(min(self.requested_workers, len(arg_tuples)), preload)
-            self._pools.append(pool)
-            return [pool.submit(fn, *args) for args in arg_tuples]
+            # One pool for the whole run (its workers start as tasks need them): a caller with several
+            # rounds of tasks (scene windows rescanned) reuses the workers and what they have loaded.
+            if not self._pools:
+                self._pools.append(process_pool(self.requested_workers, preload))
+            return [self._pools[0].submit(fn, *args) for args in arg_tuples]
         client = self.client
         return [client.submit(fn, *args, pure=False, key=f"{fn.__name__}-{uuid.uuid4().hex}")
                 for args in arg_tuples]

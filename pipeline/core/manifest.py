@@ -40,6 +40,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_fingerprint(path: Path, data: bytes | None = None) -> dict:
+    """``{"sha256", "size", "mtime_ns"}`` of a file (``data``: its bytes, when they are at hand)."""
+    st = os.stat(path)
+    digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(Path(path))
+    return {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def params_hash(params: dict[str, Any]) -> str:
     """Stable short hash of a JSON-serialisable parameter dict."""
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
@@ -131,6 +138,8 @@ class Manifest:
         if self.path.exists():
             self.entries = self._load()
         self._stat_cache: dict[str, dict] = {}
+        self._rel_cache: dict[str, str] = {}
+        self._root_resolved = self.root.resolve()
         self._unsaved, self._saved_at, self._save_cost = False, -math.inf, 0.0
 
     def _load(self) -> dict[str, dict]:
@@ -157,11 +166,16 @@ class Manifest:
             return {}
 
     def rel(self, path: Path) -> str:
-        path = Path(path).resolve()
-        try:
-            return path.relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
+        key = str(path)
+        rel = self._rel_cache.get(key)
+        if rel is None:  # resolve() costs a system call per path component; a run asks for the same paths often
+            path = Path(path).resolve()
+            try:
+                rel = path.relative_to(self._root_resolved).as_posix()
+            except ValueError:
+                rel = path.as_posix()
+            self._rel_cache[key] = rel
+        return rel
 
     def _abs(self, rel: str) -> Path:
         p = Path(rel)
@@ -184,6 +198,18 @@ class Manifest:
         fingerprint = {"sha256": self.checksum(path, recorded), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         self._stat_cache[str(path)] = fingerprint
         return dict(fingerprint)
+
+    def add_fingerprints(self, fingerprints: dict[str, dict]) -> None:
+        """Take SHA-256 sums computed elsewhere (a worker that read or wrote the files), by path.
+
+        ``fingerprints`` maps a path (as this process names it) to its
+        ``{"sha256", "size", "mtime_ns"}`` (:func:`file_fingerprint`). Each is
+        used only while the file's size and modification time are still those
+        (a file changed since is hashed again), so this process need not read
+        the file to record it.
+        """
+        for path, fingerprint in fingerprints.items():
+            self._stat_cache[str(path)] = {k: fingerprint[k] for k in ("sha256", "size", "mtime_ns")}
 
     def is_current(self, task: Task) -> bool:
         phash = params_hash(task.params)

@@ -53,10 +53,10 @@ centroid.
 Dates that need computing run on the engine of :mod:`..core.engine`:
 ``extra["scheduler"]`` (CLI ``--scheduler``: ``processes``, the default, or
 a Dask cluster) with ``extra["workers"]`` workers (CLI ``--workers``;
-default one per CPU, at most 8). Workers only read tiles and the AOI's
-reference; the feature lists come back and are written by this process in
-date order, so the output bytes, the manifest and the lock do not depend on
-where the tasks ran.
+default one per CPU, at most 8). Each task detects a few dates of one AOI
+and writes their files to temporary names; this process renames them into
+place and records them in date order (:mod:`.date_tasks`), so the output
+bytes, the manifest and the lock do not depend on where the tasks ran.
 
 Incremental: every date is a :class:`.manifest.Task` whose inputs are its
 tiles, their STAC items and the AOI's reference files, and whose parameters
@@ -77,7 +77,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -93,11 +92,12 @@ from ..core.manifest import MANIFEST_DIR, DirLock, Manifest, Task, params_hash, 
 from ..core.options import RunOptions, progress
 from ..core.engine import Engine, default_workers, engine_from_options
 from .aoi_date import AoiContext, aoi_context, detect_aoi_date
+from .date_tasks import claim, submit_dates
 from .geopackage import write_geopackage
 from .failures import failed_path, print_summary, update_failed
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
 from .timeseries import write_timeseries
-from .water_reference import ReferenceFiles, ReferenceStore, build_references
+from .water_reference import ReferenceStore, build_references
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,20 @@ STAGE = "detect"
 
 
 def _date_task(ctx: AoiContext, date: dt.date, tiles: list[TileRef], params: dict, fixed: dict,
-               out_dir: Path, futures: dict) -> Task:
+               out_dir: Path, futures: dict, manifest: Manifest) -> Task:
     out = detection_path(out_dir, ctx.aoi.id, date)
     inputs = [p for t in tiles for p in (t.path, t.item)]
     inputs += ctx.reference.paths
     key = f"{ctx.aoi.id}/{date.isoformat()}"
 
     def run(task: Task) -> None:
-        future = futures.pop(key, None)
-        feats = future.result() if future is not None else detect_aoi_date(
-            ctx, date, tiles, params, debug_features=fixed["debug_features"])
-        write_feature_collection(out, feats)
+        slot = futures.pop(key, None)
+        if slot is not None:  # written by a worker: rename it into place
+            future, index = slot
+            claim(future.result()[index], out, manifest)
+            return
+        write_feature_collection(out, detect_aoi_date(ctx, date, tiles, params,
+                                                      debug_features=fixed["debug_features"]))
 
     task = Task(key, [out], inputs, {**fixed, "reference": "time-series" if ctx.reference.path else "single-scene",
                                      "aoi": aoi_digest(ctx.aoi)}, run)
@@ -129,42 +132,12 @@ def aoi_digest(aoi: AOI) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_worker_contexts: dict = {}
-_worker_lock = threading.Lock()
-
-
-def _detect_in_worker(aoi: AOI, reference: ReferenceFiles, date: dt.date, tiles: list[TileRef], params: dict,
-                      debug_features: bool = False) -> list:
-    """One AOI-date on a worker; the AOI's reference is read from the output folder once per worker."""
-    ctx_key = (aoi.id, reference.key)
-    with _worker_lock:  # a Dask worker may run several tasks in threads
-        ctx = _worker_contexts.get(ctx_key)
-        if ctx is None:
-            _worker_contexts.clear()
-            ctx = _worker_contexts[ctx_key] = aoi_context(aoi, reference.load())
-    return detect_aoi_date(ctx, date, tiles, params, debug_features=debug_features)
-
-
 def _submit_stale(tasks: list[Task], manifest: Manifest, force: bool, engine: Engine, params: dict,
                   futures: dict, debug_features: bool = False) -> None:
-    """Start the dates that need computing on the engine (nothing when not worth it).
-
-    Tasks carry the AOI's reference by its files (:class:`.water_reference.ReferenceFiles`),
-    so nothing large is sent with each of them. The results come back as
-    feature lists and are written (atomically) by this process, in task
-    order, so the manifest and the progress bar stay single-threaded.
-    """
+    """Start the dates that need computing on the engine (nothing when not worth it); see :mod:`.date_tasks`."""
     stale = [t for t in tasks if force or not manifest.is_current(t)]
-    if not engine.parallel(len(stale)):
-        return
-    files = {}
-    args = []
-    for t in stale:
-        ref = t.meta["reference"]
-        handle = files.setdefault(id(ref), ref.files())
-        args.append((t.meta["aoi"], handle, t.meta["date"], t.meta["tiles"], params, debug_features))
-    for t, future in zip(stale, engine.submit_all(_detect_in_worker, args, preload=__name__)):
-        futures[t.key] = future
+    if engine.parallel(len(stale)):
+        futures.update(submit_dates(stale, engine, params, debug_features))
 
 
 def run_detect(opts: RunOptions) -> int:
@@ -208,7 +181,8 @@ def run_detect(opts: RunOptions) -> int:
             by_date: dict[dt.date, list[TileRef]] = defaultdict(list)
             for t in in_range:
                 by_date[t.date].append(t)
-            tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures) for d, ts in sorted(by_date.items())]
+            tasks += [_date_task(ctx, d, ts, params, fixed, out_dir, futures, manifest)
+                      for d, ts in sorted(by_date.items())]
         for key, reason in unreadable_date_folders(data_dir, opts.aoi_ids, opts.sensors).items():
             day = key.split("/")[1]
             if day in SENSORS:
@@ -228,6 +202,7 @@ def run_detect(opts: RunOptions) -> int:
         _submit_stale(tasks, manifest, opts.force, engine, params, futures, fixed["debug_features"])
         result = run_tasks(manifest, tasks, force=opts.force, progress=lambda ts: progress(ts, "detect"))
         stack.close()  # release the workers before the table is rebuilt
+        remove_stale_temps(out_dir / "detections")  # results of tasks lost with a worker, never claimed
         # A failed date keeps its earlier detection (and manifest entry, which no longer
         # matches its inputs, so the next run tries again).
         result.failed.update(failed)

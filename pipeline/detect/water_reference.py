@@ -123,6 +123,8 @@ class _PathKeys:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._rel_cache: dict[str, str] = {}
+        self._root_resolved = self.root.resolve()
 
     rel = Manifest.rel
     checksum = Manifest.checksum
