@@ -31,7 +31,8 @@ guessing them from a halo:
    rounding), those blocks of the image are read again, as they are
    wherever the censoring iterations (:func:`detectors.cfar.cfar_censor`)
    lower a threshold below the level collected so far; only small boxes
-   around the clusters of such blocks are read.
+   around the clusters of such blocks are read, down to ``PROVISIONAL_SLACK``
+   of the level asked (the next iterations lower it by a few % at most).
 3. **Objects** (only around detections: a few thousand pixels of a scene).
    The coordinator groups the detection pixels on a grid of
    ``GROUP_CELL_PX`` cells (8-adjacent cells with detections form a group;
@@ -375,7 +376,7 @@ def _scene_vessels(spec: SceneSpec, params: dict, engine, chunk: int, stats: dic
         blocks = np.concatenate([res[name]["block"] for res in first])
         keep = ~short.reshape(-1)[blocks]
         index, values, blocks = index[keep], values[keep], blocks[keep]  # incomplete where short: scanned below
-        t_used = np.where(short, t_cand, t_low)
+        t_used = np.where(short, PROVISIONAL_SLACK * t_cand, t_low)
         t_used = np.where(sums[2] > 0, t_used, -np.inf)  # blocks without water hold no candidate
 
         def scanblock_slices(t):
@@ -394,7 +395,7 @@ def _scene_vessels(spec: SceneSpec, params: dict, engine, chunk: int, stats: dic
 
         if short.any():
             binfo["rescanned_blocks"] += int(short.sum())
-            idx, val = scanblock_slices(np.where(short, t_cand, np.nan))
+            idx, val = scanblock_slices(np.where(short, t_used, np.nan))
             index = np.concatenate([index, idx])
             values = np.concatenate([values, val])
             blocks = np.concatenate([blocks, block_of(idx)])
@@ -412,14 +413,14 @@ def _scene_vessels(spec: SceneSpec, params: dict, engine, chunk: int, stats: dic
             lower = in_rows[:, None] & (t < known["t_used"])
             if lower.any():
                 binfo["rescanned_blocks"] += int(lower.sum())
-                idx, val = scanblock_slices(np.where(lower, t, np.nan))
+                idx, val = scanblock_slices(np.where(lower, PROVISIONAL_SLACK * t, np.nan))
                 stay = ~lower.reshape(-1)[known["block"]]
                 kept = {k: known[k][stay] for k in ("index", "values", "block")}
                 at = np.searchsorted(kept["index"], idx)  # merge: both sorted, disjoint
                 known["index"] = np.insert(kept["index"], at, idx)
                 known["values"] = np.insert(kept["values"], at, val)
                 known["block"] = np.insert(kept["block"], at, block_of(idx))
-                known["t_used"] = np.where(lower, t, known["t_used"])
+                known["t_used"] = np.where(lower, PROVISIONAL_SLACK * t, known["t_used"])
             kb = known["block"]
             sel = np.repeat(in_rows, nc)[kb] & (known["values"] > t.astype(np.float32).reshape(-1)[kb])
             idx = known["index"][sel]
