@@ -71,6 +71,12 @@ def write_feature_collection(path: Path, features: Iterable[dict], **foreign: An
 
 def read_detections(path: Path) -> tuple[dict, list[dict]]:
     """The summary properties and the other features of a detections file."""
+    feats = read_detections_features(path)
+    return feats[0]["properties"], feats[1:]
+
+
+def read_detections_features(path: Path) -> list[dict]:
+    """Every feature of a detections file, the ``aoi_summary`` first (checked as :func:`read_detections` does)."""
     try:
         fc = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -92,7 +98,7 @@ def read_detections(path: Path) -> tuple[dict, list[dict]]:
     problem = _summary_problem(summary)
     if problem:
         raise UserError(f"{path}: summary {problem}")
-    return summary, feats[1:]
+    return feats
 
 
 def _summary_problem(s: dict) -> str | None:

@@ -32,7 +32,7 @@ from shapely.geometry import shape
 from ..core import observed
 from ..core.atomic import atomic_path
 from ..core.errors import UserError
-from ..core.geojson_io import read_detections
+from ..core.geojson_io import read_detections_features
 from ..core.manifest import MANIFEST_DIR
 
 log = logging.getLogger(__name__)
@@ -71,16 +71,16 @@ def geopackage_layers(files: list[Path]) -> dict[str, gpd.GeoDataFrame]:
     geoms: dict[str, list] = {k: [] for k in LAYERS}
     for path in files:
         try:
-            summary, feats = read_detections(path)
+            first, *feats = read_detections_features(path)
         except UserError as exc:
             log.warning("detections.gpkg leaves out %s", exc)
             continue
-        fc = json.loads(Path(path).read_text(encoding="utf-8"))
+        summary = first["properties"]
         ok = observed.usable(summary)
         s = observed.blank_unusable(dict(summary), ok)
         s.update(usable=ok["vessels"], usable_stacks=ok["stacks"], file=str(path))
         rows["summaries"].append(_flat(s))
-        geoms["summaries"].append(shape(fc["features"][0]["geometry"]))
+        geoms["summaries"].append(shape(first["geometry"]))
         for f in feats:
             layer = _KIND_LAYER.get(f["properties"].get("kind"))
             if layer:
