@@ -145,22 +145,30 @@ def test_maps_draw_the_median_composite(demo_report):
     assert water.mean() > 0.15
 
 
-def test_thumbnails_drawn_in_threads_are_the_stage_images_in_contact_sheet_order(demo_out, tmp_path):
-    """The report stage draws the thumbnails in two threads while the inference runs: a redraw in
-    one thread gives the same bytes and the same contact sheet, in the same order."""
+def _thumbnail_plan(demo_out, dest):
+    """Every 8th thumbnail of the demo report, to be drawn into ``dest``; and what draws them."""
     import datetime as dt
 
     from berthwatch.pipeline.core.aoi import resolve_aois
-    from berthwatch.pipeline.report.analysis import AnalysisParams
-    from berthwatch.pipeline.report.evidence import planned_thumbnails, write_thumbnails
+    from berthwatch.pipeline.report.evidence import planned_thumbnails
     from berthwatch.pipeline.report.stage import detection_files, load_observations
 
     files = detection_files(demo_out, ["rajin", "dunai"], None, None)
     observations, features, _ = load_observations(files)
     aois = {a.id: a for a in resolve_aois(["rajin", "dunai"])}
     plan = planned_thumbnails([(f.parent.name, dt.date.fromisoformat(f.stem)) for f in files],
-                              demo_out / "data", tmp_path)[::8]
+                              demo_out / "data", dest)[::8]
     assert len(plan) >= 6 and {s for *_, s, _, _ in plan} == {"sentinel-1-grd", "sentinel-2-l2a"}
+    return plan, observations, features, aois
+
+
+def test_thumbnails_drawn_in_threads_are_the_stage_images_in_contact_sheet_order(demo_out, tmp_path):
+    """The report stage draws the thumbnails in two threads while the inference runs: a redraw in
+    one thread gives the same bytes and the same contact sheet, in the same order."""
+    from berthwatch.pipeline.report.analysis import AnalysisParams
+    from berthwatch.pipeline.report.evidence import write_thumbnails
+
+    plan, observations, features, aois = _thumbnail_plan(demo_out, tmp_path)
     entries = {}
     for threads in (1, 2):
         entries[threads] = write_thumbnails(plan, observations, features, aois, AnalysisParams(), tmp_path, threads)
@@ -168,3 +176,48 @@ def test_thumbnails_drawn_in_threads_are_the_stage_images_in_contact_sheet_order
             assert path.read_bytes() == thumbnail_path(demo_out / "report", aoi, date, sensor).read_bytes(), path
     assert entries[1] == entries[2] and [(e["aoi"], e["date"]) for e in entries[1]] == \
         [(aoi, date) for aoi, date, *_ in plan]
+
+
+def test_a_rerun_redraws_only_the_thumbnails_whose_inputs_changed(demo_out, tmp_path, monkeypatch):
+    """Over years of dates the contact sheet is most of the report's work: a rerun keeps every
+    thumbnail whose tiles, detections, caption and drawing code are those it records."""
+    from berthwatch.pipeline.report import evidence
+    from berthwatch.pipeline.report.analysis import AnalysisParams
+
+    plan, observations, features, aois = _thumbnail_plan(demo_out, tmp_path)
+    drawn = []
+    real = evidence.thumbnail_png
+    monkeypatch.setattr(evidence, "thumbnail_png", lambda tiles, *a, **k: drawn.append(tiles[0].path) or real(tiles, *a, **k))
+
+    index = {}
+
+    def write(feats=features, code="code-1", reuse=True):
+        drawn.clear()
+        return evidence.write_thumbnails(plan, observations, feats, aois, AnalysisParams(), tmp_path,
+                                         index=index, code=code, reuse=reuse)
+
+    first = write()
+    assert len(drawn) == len(first) == len(plan)
+    before = {p: p.read_bytes() for *_, p in plan}
+    assert write() == first and drawn == []
+    assert {p: p.read_bytes() for *_, p in plan} == before
+    # one date's detections change: only that date's image is redrawn
+    aoi, date, _, tiles, path = next(x for x in plan if features.get((x[0], x[1])))
+    changed = dict(features)
+    changed[aoi, date] = features[aoi, date][1:]
+    write(changed)
+    assert drawn == [tiles[0].path] and path.read_bytes() != before[path]
+    # new drawing code, or --force (no reuse): everything is redrawn
+    write(changed, code="code-2")
+    assert len(drawn) == len(plan)
+    write(changed, code="code-2", reuse=False)
+    assert len(drawn) == len(plan)
+    # a thumbnail replaced since (a stray copy), or a damaged index file: redrawn, not trusted
+    path.write_bytes(b"not a png")
+    write(changed, code="code-2")
+    assert drawn == [tiles[0].path] and path.read_bytes().startswith(b"\x89PNG")
+    (tmp_path / "index.json").write_text("{damaged")
+    index = evidence.read_thumbnail_index(tmp_path / "index.json")
+    assert index == {}
+    write(changed, code="code-2")
+    assert len(drawn) == len(plan)

@@ -37,7 +37,7 @@ from ..core import observed
 from ..core.contracts import S1, S2, median_composite_path, report_dir, timeseries_path
 from ..core.errors import UserError
 from ..core.geojson_io import read_detections
-from ..core.manifest import DirLock, Manifest, Task, run_tasks
+from ..core.manifest import MANIFEST_DIR, DirLock, Manifest, Task, run_tasks
 from ..core.options import RunOptions
 
 log = logging.getLogger(__name__)
@@ -407,16 +407,23 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
     inputs += ev.thumbnail_inputs(thumbs)
     inputs += [m for a in aois if (m := median_composite_path(out, a)).exists()]
 
+    code = report_code_digest()
+
     def run(_task: Task) -> None:
         from . import figures as figs
         from .analysis.shuttle import infer_shuttle
 
         observations, features, meta = load_observations(files)
+        index_path = out / MANIFEST_DIR / "report-thumbnails.json"
+        index = ev.read_thumbnail_index(index_path)
+        known = dict(index)
         # Three parts run at once: the thumbnails (tiles and detections only) and the voyage
         # inference in two threads, which release Python's lock in GDAL, zlib and numpy, and the
         # figures that do not show the verdict in this one (matplotlib holds the lock).
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="report") as pool:
-            drawn = pool.submit(ev.write_thumbnails, thumbs, observations, features, aoi_objects, p, dest)
+            # thumbnails whose tiles and detections did not change are kept (all redrawn with --force)
+            drawn = pool.submit(ev.write_thumbnails, thumbs, observations, features, aoi_objects, p, dest,
+                                index=index, code=code, reuse=not opts.force)
             r = describe(claim, observations, features, aois, aoi_objects, p, meta)
             inferred = pool.submit(infer_shuttle, claim, observations, r.voyages, an.claimed_teu(claim, p), p)
             r.basemaps = {a: b for a in aois if (b := load_basemap(out, a)) is not None}
@@ -430,14 +437,18 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
                                 {f"Sentinel-2 median composite of {a} (GeoTIFF, the maps' background)": b.source
                                  for a, b in r.basemaps.items()})
         write_report(r, dest, figures)
+        if index != known:  # recorded once the report is complete: a failed run changes nothing beside it
+            write_json_atomic(index_path, index, indent=None)
 
     task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,
-                params={"report_version": REPORT_VERSION, "code": report_code_digest(), "claim": claim.id, "aois": aois,
+                params={"report_version": REPORT_VERSION, "code": code, "claim": claim.id, "aois": aois,
                         "start": opts.start, "end": opts.end, "analysis": p.as_dict(),
                         "aoi_geometry": {a: aoi_objects[a].geometry.wkt for a in aoi_objects}},
                 run=run)
     with DirLock(out):
-        remove_stale_temps(dest)  # left by a killed run
+        # left by a killed run: in the report, and of its manifest and thumbnail index
+        remove_stale_temps(dest)
+        remove_stale_temps(out / MANIFEST_DIR, recursive=False)
         manifest = Manifest(out, "report")
         result = run_tasks(manifest, [task], force=opts.force, stop_on_error=True)
     if result.skipped:
