@@ -136,3 +136,21 @@ def test_damaged_manifest_is_rebuilt(tmp_path, caplog):
         caplog.clear()
         assert Manifest(tmp_path, "upper").entries == {}
         assert "damaged manifest" in caplog.text
+
+
+def test_a_forced_rerun_keeps_the_recorded_sums_of_unchanged_inputs_and_hashes_changed_ones(tree, monkeypatch):
+    from berthwatch.pipeline.core import manifest as mf
+
+    root, inputs = tree
+    run(root, inputs)
+    hashed = []
+    real = mf.sha256_file
+    monkeypatch.setattr(mf, "sha256_file", lambda path, *a: hashed.append(path) or real(path, *a))
+    m = Manifest(root, "upper")
+    run_tasks(m, upper_stage(root, inputs, {"suffix": "!"}, []), force=True)
+    assert hashed and not set(hashed) & set(inputs)  # the outputs are new; the inputs are not read again
+    inputs[0].write_text("changed")  # new size and time: its sum is computed again, and right
+    hashed.clear()
+    run_tasks(m, upper_stage(root, inputs, {"suffix": "!"}, []), force=True)
+    assert [p for p in hashed if p in inputs] == [inputs[0]]
+    assert m.entries[m.rel(root / "out" / "a")]["inputs"][m.rel(inputs[0])]["sha256"] == real(inputs[0])
