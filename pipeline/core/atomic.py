@@ -31,19 +31,28 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     The temporary file keeps the target's suffix so drivers that pick a format
     from the extension (GDAL, matplotlib) behave as for the final name.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates 0600; give the final file the usual permissions (0666 less umask).
-    os.chmod(tmp_path, 0o666 & ~_UMASK)
+    tmp_path = _new_temp_beside(Path(path))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _new_temp_beside(path: Path) -> Path:
+    """A new empty temporary file in ``path``'s folder (created if needed), named as :func:`is_temp_name` expects."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        # mkstemp creates 0600; give the final file the usual permissions (0666 less umask).
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return tmp_path
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> None:
@@ -60,13 +69,8 @@ def write_temp_beside(path: Path | str, data: bytes) -> Path:
     an ordinary temporary file (:func:`is_temp_name`), removed by
     :func:`remove_stale_temps` if nobody claims it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp_beside(Path(path))
     try:
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
         _write_synced(tmp_path, data)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

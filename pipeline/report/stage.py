@@ -144,14 +144,6 @@ class ReportData:
     basemaps: dict = field(default_factory=dict)     # aoi -> .basemap.Basemap (median composite)
 
 
-def analyse(claim: Claim, observations: list[an.Observation], features: dict, aois: list[str],
-            aoi_objects: dict[str, AOI], p: an.AnalysisParams, meta: dict | None = None) -> ReportData:
-    """Everything the report says about the observations, the verdict included."""
-    r = describe(claim, observations, features, aois, aoi_objects, p, meta)
-    decide(r)
-    return r
-
-
 def decide(r: ReportData, inference: dict | None = None) -> None:
     """Set ``r.verdict``, from ``inference`` (:func:`~.analysis.shuttle.infer_shuttle`) when given."""
     r.verdict = an.verdict(r.claim, r.observations, r.voyages, r.teu_window, r.params, inference=inference)
