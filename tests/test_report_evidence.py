@@ -189,12 +189,14 @@ def test_a_rerun_redraws_only_the_thumbnails_whose_inputs_changed(demo_out, tmp_
     real = evidence.thumbnail_png
     monkeypatch.setattr(evidence, "thumbnail_png", lambda tiles, *a, **k: drawn.append(tiles[0].path) or real(tiles, *a, **k))
 
-    index = {}
+    from berthwatch.pipeline.core.manifest import Manifest
 
-    def write(feats=features, code="code-1", reuse=True):
+    manifest = Manifest(tmp_path, "thumbnails")
+
+    def write(feats=features, code="code-1", force=False):
         drawn.clear()
         return evidence.write_thumbnails(plan, observations, feats, aois, AnalysisParams(), tmp_path,
-                                         index=index, code=code, reuse=reuse)
+                                         manifest=manifest, code=code, force=force)
 
     first = write()
     assert len(drawn) == len(first) == len(plan)
@@ -210,14 +212,14 @@ def test_a_rerun_redraws_only_the_thumbnails_whose_inputs_changed(demo_out, tmp_
     # new drawing code, or --force (no reuse): everything is redrawn
     write(changed, code="code-2")
     assert len(drawn) == len(plan)
-    write(changed, code="code-2", reuse=False)
+    write(changed, code="code-2", force=True)
     assert len(drawn) == len(plan)
-    # a thumbnail replaced since (a stray copy), or a damaged index file: redrawn, not trusted
+    # a thumbnail replaced since (a stray copy), or a damaged manifest: redrawn, not trusted
     path.write_bytes(b"not a png")
     write(changed, code="code-2")
     assert drawn == [tiles[0].path] and path.read_bytes().startswith(b"\x89PNG")
-    (tmp_path / "index.json").write_text("{damaged")
-    index = evidence.read_thumbnail_index(tmp_path / "index.json")
-    assert index == {}
+    manifest.save()
+    manifest.path.write_text("{damaged")
+    manifest = Manifest(tmp_path, "thumbnails")
     write(changed, code="code-2")
     assert len(drawn) == len(plan)

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..core.atomic import write_bytes_atomic
+from ..core.manifest import Manifest, Task
 from ..core.contracts import S1, S2, TileRef, detection_path, timeseries_path
 from .thumbnails import thumbnail_path, thumbnail_png, tiles_by_date
 
@@ -47,64 +48,53 @@ def planned_thumbnails(keys: list[tuple[str, dt.date]], data_dir: Path, dest: Pa
 
 
 def write_thumbnails(planned: list[tuple], observations, features: dict, aoi_objects: dict, params,
-                     dest: Path, threads: int = 2, index: dict | None = None, code: str = "",
-                     reuse: bool = False) -> list[dict]:
+                     dest: Path, threads: int = 2, manifest: Manifest | None = None, code: str = "",
+                     force: bool = False) -> list[dict]:
     """Draw and write the thumbnails of the observed sensors; one contact-sheet entry per image.
 
     ``threads`` draw at once: reading the tile, the stretch and the PNG encoding release
-    Python's lock, so two threads use two cores. ``index`` (:func:`read_thumbnail_index`,
-    updated in place) holds, per thumbnail, a digest of what it was drawn from
-    (:func:`thumbnail_inputs_digest`, with ``code``: a digest of the drawing code) and the PNG's
-    size and modification time; with ``reuse``, a thumbnail whose digest and file are those
-    recorded is kept as it is, so a report over years of dates redraws only the dates whose
-    tiles or detections changed. The PNGs themselves carry no digest: the same inputs give the
-    same bytes in any folder.
+    Python's lock, so two threads use two cores. With a ``manifest`` (its caller saves it),
+    each thumbnail is a task whose inputs are its tiles and whose parameters are its
+    detections, caption, AOI outline, stamp and ``code`` (a digest of the drawing code): a
+    thumbnail current there is kept, so a report over years of dates redraws only the dates
+    whose tiles or detections changed (all of them with ``force``).
     """
     by_key = {(o.aoi, o.date): o for o in observations}
-    jobs = [(by_key[aoi, date], sensor, ts, path) for aoi, date, sensor, ts, path in planned
-            if (aoi, date) in by_key and sensor in by_key[aoi, date].clear]
-    index = {} if index is None else index
-
-    def draw(job) -> dict:
-        o, sensor, ts, path = job
+    tasks, entries = [], []
+    for aoi, date, sensor, ts, path in planned:
+        o = by_key.get((aoi, date))
+        if o is None or sensor not in o.clear:
+            continue
         feats = features.get((o.aoi, o.date), [])
         obj = aoi_objects.get(o.aoi)
+        geometry = obj.geometry if obj else None
         usable = o.sensor_usable(sensor, params)
         n = sum(1 for f in feats if (f.get("properties") or {}).get("kind") == "vessel")
         caption = (f"{o.aoi} {o.date.isoformat()} {SENSOR_LABEL[sensor]}: {round(100 * o.clear[sensor])} % of the AOI "
                    f"clear, {'usable' if usable else 'not usable'}; {n} vessels on the date")
-        geometry = obj.geometry if obj else None
-        digest = thumbnail_inputs_digest(ts, feats, geometry, o.simulated, caption, code)
-        key = str(Path(path).resolve())
-        if not (reuse and key in index and index[key] == _index_entry(path, digest)):
-            write_bytes_atomic(path, thumbnail_png(ts, feats, geometry, o.simulated, caption))
-        index[key] = _index_entry(path, digest)
-        return {"aoi": o.aoi, "date": o.date, "sensor": sensor, "label": SENSOR_LABEL[sensor],
-                "href": rel(path, dest), "clear_fraction": o.clear[sensor], "usable": usable, "vessels": n,
-                "detections": rel(Path(o.source), dest) if o.source else None,
-                "tiles": [rel(t.path, dest) for t in ts]}
 
-    if threads <= 1 or len(jobs) < 2:
-        return [draw(j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="thumbnail") as pool:
-        return list(pool.map(draw, jobs))
+        def draw(_task, ts=ts, feats=feats, geometry=geometry, simulated=o.simulated, caption=caption, path=path):
+            write_bytes_atomic(path, thumbnail_png(ts, feats, geometry, simulated, caption))
 
-
-def _index_entry(path: Path, digest: str) -> dict | None:
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return {"inputs": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def read_thumbnail_index(index: Path) -> dict:
-    """The thumbnail index of :func:`write_thumbnails`, or {} when it is missing or damaged (all is redrawn)."""
-    try:
-        data = json.loads(Path(index).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+        drawn_from = {"detections": hashlib.sha256(json.dumps(feats, sort_keys=True, default=str).encode()).hexdigest(),
+                      "caption": caption, "aoi": geometry.wkt if geometry is not None else None,
+                      "simulated": o.simulated, "code": code}
+        tasks.append(Task(str(path), [path], [t.path for t in ts], drawn_from, draw))
+        entries.append({"aoi": o.aoi, "date": o.date, "sensor": sensor, "label": SENSOR_LABEL[sensor],
+                        "href": rel(path, dest), "clear_fraction": o.clear[sensor], "usable": usable, "vessels": n,
+                        "detections": rel(Path(o.source), dest) if o.source else None,
+                        "tiles": [rel(t.path, dest) for t in ts]})
+    stale = [t for t in tasks if manifest is None or force or not manifest.is_current(t)]
+    if threads <= 1 or len(stale) < 2:
+        for t in stale:
+            t.run(t)
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="thumbnail") as pool:
+            list(pool.map(lambda t: t.run(t), stale))
+    if manifest is not None:
+        for t in stale:
+            manifest.record(t)
+    return entries
 
 
 def vessel_rows(observations, features: dict, params) -> list[dict]:
@@ -136,19 +126,6 @@ def data_links(out_dir: Path, dest: Path, observations, extra: dict[str, Path] |
         path = Path(o.source) if o.source else detection_path(out_dir, o.aoi, o.date)
         links.append({"label": f"detections {o.aoi} {o.date.isoformat()} (GeoJSON)", "href": rel(path, dest)})
     return links
-
-
-def thumbnail_inputs_digest(tiles: list[TileRef], features: list[dict], aoi_geometry, simulated: bool,
-                            caption: str, code: str) -> str:
-    """Digest of what a thumbnail shows: its tiles (path, size, modification time), the date's
-    detections, the AOI outline, the stamp, the caption and the drawing code."""
-    h = hashlib.sha256()
-    for t in tiles:
-        st = Path(t.path).stat()
-        h.update(f"{Path(t.path).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    h.update(json.dumps(features, sort_keys=True, default=str).encode())
-    h.update(f"|{aoi_geometry.wkt if aoi_geometry is not None else ''}|{simulated}|{caption}|{code}".encode())
-    return h.hexdigest()
 
 
 def thumbnail_outputs(planned: list[tuple]) -> list[Path]:

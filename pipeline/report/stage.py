@@ -406,16 +406,14 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
         from .analysis.shuttle import infer_shuttle
 
         observations, features, meta = load_observations(files)
-        index_path = out / MANIFEST_DIR / "report-thumbnails.json"
-        index = ev.read_thumbnail_index(index_path)
-        known = dict(index)
+        thumbnails = Manifest(out, "report-thumbnails")
         # Three parts run at once: the thumbnails (tiles and detections only) and the voyage
         # inference in two threads, which release Python's lock in GDAL, zlib and numpy, and the
         # figures that do not show the verdict in this one (matplotlib holds the lock).
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="report") as pool:
             # thumbnails whose tiles and detections did not change are kept (all redrawn with --force)
             drawn = pool.submit(ev.write_thumbnails, thumbs, observations, features, aoi_objects, p, dest,
-                                index=index, code=code, reuse=not opts.force)
+                                manifest=thumbnails, code=code, force=opts.force)
             r = describe(claim, observations, features, aois, aoi_objects, p, meta)
             inferred = pool.submit(infer_shuttle, claim, observations, r.voyages, an.claimed_teu(claim, p), p)
             r.basemaps = {a: b for a in aois if (b := load_basemap(out, a)) is not None}
@@ -429,8 +427,7 @@ def run_report(opts: RunOptions, claim: Claim, params: an.AnalysisParams | None 
                                 {f"Sentinel-2 median composite of {a} (GeoTIFF, the maps' background)": b.source
                                  for a, b in r.basemaps.items()})
         write_report(r, dest, figures)
-        if index != known:  # recorded once the report is complete: a failed run changes nothing beside it
-            write_json_atomic(index_path, index, indent=None)
+        thumbnails.save_soon(now=True)  # once the report is complete: a failed run changes nothing beside it
 
     task = Task(key=f"report/{claim.id}", outputs=outputs, inputs=inputs,
                 params={"report_version": REPORT_VERSION, "code": code, "claim": claim.id, "aois": aois,
