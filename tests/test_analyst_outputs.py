@@ -142,6 +142,16 @@ def test_geopackage_has_three_layers_with_datetime_fields(debug_run):
     vessels = pyogrio.read_dataframe(path, layer="vessels")
     assert vessels["id"].is_unique and set(vessels["aoi"]) == {"rajin"} and vessels["simulated"].all()
     assert sorted(vessels["date"].dt.date.unique()) == DATES
+    # Every outline is the detections file's, coordinate for coordinate (stacks as MultiPolygons).
+    import shapely
+    from shapely.geometry import MultiPolygon, shape
+
+    for layer, kind in (("vessels", "vessel"), ("stacks", "container_stack")):
+        want = [shape(f["geometry"]) for d in sorted(default) for f in default[d][1] if f["properties"]["kind"] == kind]
+        if layer == "stacks":
+            want = [g if g.geom_type == "MultiPolygon" else MultiPolygon([g]) for g in want]
+        got = pyogrio.read_dataframe(path, layer=layer).geometry.values
+        assert want and len(got) == len(want) and shapely.equals_exact(got, np.array(want), tolerance=0).all()
     summaries = pyogrio.read_dataframe(path, layer="summaries")
     assert len(summaries) == len(DATES) and summaries["usable"].all()
     assert json.loads(summaries["clear_fraction"].iloc[0])[S1] == 1.0

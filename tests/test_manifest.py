@@ -154,3 +154,26 @@ def test_a_forced_rerun_keeps_the_recorded_sums_of_unchanged_inputs_and_hashes_c
     run_tasks(m, upper_stage(root, inputs, {"suffix": "!"}, []), force=True)
     assert [p for p in hashed if p in inputs] == [inputs[0]]
     assert m.entries[m.rel(root / "out" / "a")]["inputs"][m.rel(inputs[0])]["sha256"] == real(inputs[0])
+
+
+def test_paths_are_keyed_by_where_they_really_are_through_symlinks_and_dots(tmp_path, monkeypatch):
+    """The manifest's keys resolve every folder on the way (cached per folder): a tile reached through a
+    symlinked folder, a ``..`` or a relative path gets the key of its real place, as ``realpath`` gives."""
+    out, data = tmp_path / "out", tmp_path / "data" / "tiles" / "rajin"
+    (data / "s2").mkdir(parents=True)
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "data", out / "data-link")
+    os.symlink(tmp_path / "elsewhere", data / "s1")
+    monkeypatch.chdir(tmp_path)
+    manifest = Manifest(out, "test")
+    paths = [out / "detections" / "a.geojson", out / "data-link" / "tiles" / "rajin" / "s2" / "x.tif",
+             out / "data-link" / "tiles" / "rajin" / "s2" / ".." / "s1" / "y.tif", data / "s1" / "z.tif",
+             out / "." / "w", tmp_path / "out2" / "v", "out/u", out]
+    for path in paths:
+        real = os.path.realpath(path)
+        expected = os.path.relpath(real, os.path.realpath(out)) if real.startswith(os.path.realpath(out) + os.sep) \
+            or real == os.path.realpath(out) else real
+        assert manifest.rel(path) == expected, path
+    assert manifest.rel(paths[1]) == os.path.realpath(data / "s2" / "x.tif")
+    assert manifest.rel(paths[3]) == os.path.realpath(tmp_path / "elsewhere" / "z.tif")

@@ -14,6 +14,7 @@ report
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,10 @@ def find_tiles(data_dir: Path, aois=None, sensors=None, start=None, end=None) ->
     out = []
     if not root.is_dir():
         return out
-    for tif in root.glob("*/*/*/*.tif"):
+    # Only the folders of the AOIs and sensors asked for are listed (one AOI of many: not the whole tree).
+    patterns = [f"{a}/{s}/*/*.tif" for a in (dict.fromkeys(map(glob.escape, aois)) if aois else ["*"])
+                for s in (dict.fromkeys(map(glob.escape, sensors)) if sensors else ["*"])]
+    for tif in (t for pattern in patterns for t in root.glob(pattern)):
         if tif.name.startswith(".") or not tif.is_file():
             continue  # temporary file of an interrupted write
         aoi, sensor, day = tif.parts[-4], tif.parts[-3], tif.parts[-2]

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_DIR = ".berthwatch"
 #: A run saves its manifest at least this long (s) after the previous save (:meth:`Manifest.save_soon`).
-SAVE_INTERVAL_S = 1.0
+SAVE_INTERVAL_S = 3.0
+#: ... and at least this many times as long as the previous save took (at most ~2 % of a core).
+SAVE_COST_FACTOR = 50
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -127,19 +129,68 @@ class StageResult:
     removed: list[str] = field(default_factory=list)
 
 
-class Manifest:
+class PathKeys:
+    """Paths as a manifest names them (relative to its root where they lie under it) and their checksums."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._rel_cache: dict[str, str] = {}
+        self._dir_cache: dict[str, str] = {}
+        self._root_resolved = self.root.resolve()
+
+    def rel(self, path: Path) -> str:
+        key = str(path)
+        rel = self._rel_cache.get(key)
+        if rel is None:
+            resolved = self._resolved(key if os.path.isabs(key) else os.path.join(os.getcwd(), key))
+            root = str(self._root_resolved)
+            if resolved == root:
+                rel = "."
+            elif resolved.startswith(os.path.join(root, "")):
+                rel = Path(resolved[len(os.path.join(root, "")):]).as_posix()
+            else:
+                rel = Path(resolved).as_posix()
+            self._rel_cache[key] = rel
+        return rel
+
+    def _resolved(self, path: str) -> str:
+        """``os.path.realpath(path)``, with the folders above it resolved once per run.
+
+        ``realpath`` costs a system call per path component; the inputs of a
+        run share their folders (each date's tiles lie three folders below the
+        AOI's), so only the new last component is looked at.
+        """
+        resolved = self._dir_cache.get(path)
+        if resolved is None:
+            head, tail = os.path.split(path)
+            if not tail or head == path:
+                resolved = os.path.realpath(path)
+            else:
+                resolved = os.path.join(self._resolved(head), tail)
+                if tail in (".", "..") or os.path.islink(resolved):
+                    resolved = os.path.realpath(resolved)
+            self._dir_cache[path] = resolved
+        return resolved
+
+    def checksum(self, path: Path, recorded: dict | None = None) -> str:
+        """SHA-256 of ``path``, reusing ``recorded`` when size and mtime are unchanged."""
+        st = path.stat()
+        if recorded and recorded.get("size") == st.st_size and recorded.get("mtime_ns") == st.st_mtime_ns:
+            return recorded["sha256"]
+        return sha256_file(path)
+
+
+class Manifest(PathKeys):
     """The manifest of one stage, stored as ``<root>/.berthwatch/manifest-<stage>.json``."""
 
     def __init__(self, root: Path, stage: str):
-        self.root = Path(root)
+        super().__init__(root)
         self.stage = stage
         self.path = self.root / MANIFEST_DIR / f"manifest-{stage}.json"
         self.entries: dict[str, dict] = {}
         if self.path.exists():
             self.entries = self._load()
         self._stat_cache: dict[str, dict] = {}
-        self._rel_cache: dict[str, str] = {}
-        self._root_resolved = self.root.resolve()
         self._unsaved, self._saved_at, self._save_cost = False, -math.inf, 0.0
 
     def _load(self) -> dict[str, dict]:
@@ -165,28 +216,9 @@ class Manifest:
                         type(exc).__name__)
             return {}
 
-    def rel(self, path: Path) -> str:
-        key = str(path)
-        rel = self._rel_cache.get(key)
-        if rel is None:  # resolve() costs a system call per path component; a run asks for the same paths often
-            path = Path(path).resolve()
-            try:
-                rel = path.relative_to(self._root_resolved).as_posix()
-            except ValueError:
-                rel = path.as_posix()
-            self._rel_cache[key] = rel
-        return rel
-
     def _abs(self, rel: str) -> Path:
         p = Path(rel)
         return p if p.is_absolute() else self.root / p
-
-    def checksum(self, path: Path, recorded: dict | None = None) -> str:
-        """SHA-256 of ``path``, reusing ``recorded`` when size and mtime are unchanged."""
-        st = path.stat()
-        if recorded and recorded.get("size") == st.st_size and recorded.get("mtime_ns") == st.st_mtime_ns:
-            return recorded["sha256"]
-        return sha256_file(path)
 
     def _fingerprint(self, path: Path, recorded: dict | None = None) -> dict:
         st = path.stat()
@@ -270,16 +302,17 @@ class Manifest:
         self._unsaved = False
 
     def save_soon(self, now: bool = False) -> None:
-        """Save what was recorded since the last save, unless that was less than ``SAVE_INTERVAL_S`` (or 10
-        save times) ago; ``now``: whenever anything was recorded.
+        """Save what was recorded since the last save, unless that was less than ``SAVE_INTERVAL_S`` (or
+        ``SAVE_COST_FACTOR`` save times) ago; ``now``: whenever anything was recorded.
 
         Each save rewrites every entry: saving after each of 1,800 tasks costs
-        O(n^2) (it was 90 % of a 1,800-AOI-date run). A run killed between
-        saves recomputes the few outputs it had not recorded (each output is
-        written atomically, so none is damaged).
+        O(n^2) (it was 90 % of a 1,800-AOI-date run), and saving every second
+        still took 2.4 CPU s of such a run from the workers. A run killed
+        between saves recomputes the few outputs it had not recorded (each
+        output is written atomically, so none is damaged).
         """
         if self._unsaved and (now or time.monotonic() - self._saved_at >= max(SAVE_INTERVAL_S,
-                                                                              10 * self._save_cost)):
+                                                                              SAVE_COST_FACTOR * self._save_cost)):
             self.save()
 
 
@@ -295,8 +328,8 @@ def run_tasks(
 
     A failing task is reported in the result and does not stop the others (unless
     ``stop_on_error``); its outputs are left as they were. The manifest is saved
-    (:meth:`Manifest.save_soon`) at most about a second after a task completes, and on the
-    way out, so an interrupted run keeps what it finished (a SIGKILL: all but the last second).
+    (:meth:`Manifest.save_soon`) a few seconds after a task completes, and on the way out, so an
+    interrupted run keeps what it finished (a SIGKILL: all but the last few seconds).
     """
     result = StageResult()
     tasks = list(tasks)

@@ -115,8 +115,22 @@ def submit_dates(stale: list[Task], engine: Engine, params: dict, debug_features
                          params, debug_features))
     slots = {}
     for group, future in zip(groups, engine.submit_all(_detect_in_worker, args, preload=__name__)):
-        slots.update({t.key: (future, i) for i, t in enumerate(group)})
+        shared = _GroupResult(future)
+        slots.update({t.key: (shared, i) for i, t in enumerate(group)})
     return slots
+
+
+class _GroupResult:
+    """A task's future, fetched once for all its dates (a Dask ``result()`` is a round trip to a worker
+    each time it is called: per date, that was a third of the coordinator's event-loop time)."""
+
+    def __init__(self, future):
+        self._future, self._value = future, None
+
+    def result(self) -> list:
+        if self._future is not None:
+            self._value, self._future = self._future.result(), None  # the cluster may forget it now
+        return self._value
 
 
 def claim(written, out: Path, manifest: Manifest) -> None:

@@ -93,6 +93,7 @@ from ..core.options import RunOptions, progress
 from ..core.engine import Engine, default_workers, engine_from_options
 from .aoi_date import AoiContext, aoi_context, detect_aoi_date
 from .date_tasks import claim, submit_dates
+from .detection_files import detection_files, read_detection_files
 from .geopackage import write_geopackage
 from .failures import failed_path, print_summary, update_failed
 from .params import DETECTOR_VERSION, detector_code_digest, detector_params
@@ -210,8 +211,9 @@ def run_detect(opts: RunOptions) -> int:
         # Outputs pruned because the reference mask appeared or vanished were just recomputed.
         result.removed += [r for r in removed if not (out_dir / r).exists()]
         update_failed(out_dir, set(result.done) | set(result.skipped), result.failed, keys)
-        n_rows = write_timeseries(out_dir)
-        write_geopackage(out_dir)
+        parsed = read_detection_files(detection_files(out_dir))
+        n_rows = write_timeseries(out_dir, parsed)
+        write_geopackage(out_dir, parsed)
     print_summary(result.done, result.skipped, result.failed, result.removed, failed_path(out_dir))
     log.info("detect: %d done, %d up to date, %d failed, %d removed; %s has %d rows",
              len(result.done), len(result.skipped), len(result.failed), len(result.removed),

@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..core import observed
 from ..core.contracts import S1, S2, TIMESERIES_COLUMNS, timeseries_path
-from ..core.errors import UserError
-from ..core.geojson_io import read_detections, write_csv
-
-log = logging.getLogger(__name__)
+from ..core.geojson_io import write_csv
+from .detection_files import detection_files, read_detection_files
 
 
 def _bool(value) -> str:
     return "true" if value else "false"
 
 
-def timeseries_rows(out_dir: Path) -> list[dict]:
-    """One row per detection file under ``<out>/detections``, sorted by AOI and date.
+def timeseries_rows(parsed: list[tuple[Path, list[dict]]]) -> list[dict]:
+    """One row per detections file of ``parsed`` (:func:`.detection_files.read_detection_files`), in its order.
 
     Counts of a date that is not usable for them (:func:`..core.observed.usable`:
     too little of the AOI, its berths or its yards seen clearly) are left empty:
     unobserved is missing, never 0. ``usable*`` and ``observed_fraction*`` say why.
     """
     rows = []
-    for path in sorted((Path(out_dir) / "detections").glob("*/*.geojson")):
-        if path.name.startswith("."):  # temporary file of an interrupted write, never a detection
-            continue
-        try:
-            s, _ = read_detections(path)
-        except UserError as exc:
-            log.warning("timeseries leaves out %s", exc)
-            continue
+    for _, feats in parsed:
+        s = feats[0]["properties"]
         cf = s.get("clear_fraction") or {}
         fr = observed.summary_fractions(s)
         ok = observed.usable(s)
@@ -57,7 +48,10 @@ def timeseries_rows(out_dir: Path) -> list[dict]:
     return rows
 
 
-def write_timeseries(out_dir: Path) -> int:
-    rows = timeseries_rows(out_dir)
+def write_timeseries(out_dir: Path, parsed: list[tuple[Path, list[dict]]] | None = None) -> int:
+    """Rebuild ``<out>/timeseries.csv`` from the detections files (``parsed``: already read); return its rows."""
+    if parsed is None:
+        parsed = read_detection_files(detection_files(out_dir))
+    rows = timeseries_rows(parsed)
     write_csv(timeseries_path(out_dir), rows, TIMESERIES_COLUMNS)
     return len(rows)

@@ -23,7 +23,7 @@ from ..core.aoi import AOI, Grid
 from ..core.atomic import atomic_path, write_bytes_atomic
 from ..core.contracts import S1, S2, TileRef
 from ..core.errors import UserError
-from ..core.manifest import MANIFEST_DIR, Manifest, params_hash
+from ..core.manifest import MANIFEST_DIR, Manifest, PathKeys, params_hash
 from .s2_reference import OpticalReference, build_optical_reference, load_optical_reference
 from .s2_reference import reference_paths as s2_reference_paths
 from .scenes import load_tile, tile_water
@@ -118,22 +118,10 @@ def _mask_digest(mask: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-class _PathKeys:
-    """What the store needs of the stage's manifest: relative keys and checksums (for a worker, which has none)."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._rel_cache: dict[str, str] = {}
-        self._root_resolved = self.root.resolve()
-
-    rel = Manifest.rel
-    checksum = Manifest.checksum
-
-
 class ReferenceStore:
     """Per-AOI cache of tile water masks and the reference mask built from them."""
 
-    def __init__(self, out_dir: Path, manifest: Manifest):
+    def __init__(self, out_dir: Path, manifest: Manifest | PathKeys):
         self.out_dir = Path(out_dir)
         self.dir = self.out_dir / MANIFEST_DIR / "reference"
         self.manifest = manifest
@@ -285,7 +273,7 @@ class ReferenceStore:
 
 
 def _build_in_worker(out_dir: Path, aoi: AOI, tiles: list[TileRef], params: dict) -> Reference:
-    return ReferenceStore(out_dir, _PathKeys(out_dir)).build(aoi, aoi.grid(), tiles, params)
+    return ReferenceStore(out_dir, PathKeys(out_dir)).build(aoi, aoi.grid(), tiles, params)
 
 
 def build_references(store: ReferenceStore, work: list[tuple[AOI, list[TileRef]]], params: dict,
