@@ -118,7 +118,7 @@ def many_ports(n_aois: int = 20, n_days: int = 90, pairs: int = 1) -> dict:
     return {
         "aois": n_aois, "days": n_days, "aoi_dates": n, "grid": f"{aois[0].grid().width}x{aois[0].grid().height}",
         "sensors": "S1+S2 every day", "tiles_setup_s": round(setup_s, 1), "pairs": pairs,
-        "runs": runs, "speedups": speedups, "speedup_2_workers": statistics.median(speedups),
+        "runs": runs, "speedups": speedups, "speedup_2_workers": round(statistics.median(speedups), 2),
         "cost_per_aoi_date_s_1_worker": round(w1 / n, 4),
         "cost_per_aoi_date_s_2_workers": round(statistics.median(walls[2]) / n, 4),
         "cpu_per_aoi_date_s": round(cpu1 / n, 4),
