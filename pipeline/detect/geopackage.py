@@ -50,18 +50,20 @@ def _flat(props: dict) -> dict:
 
 
 def _geometries(geojson: list[dict], layer: str) -> np.ndarray:
-    """Shapely geometries of GeoJSON geometry dicts (stacks all as MultiPolygons).
-
-    Polygons and MultiPolygons (what the detections hold) are built in one
-    call from their flattened coordinates (six times faster than GEOS
-    parsing them again as GeoJSON text, which any other type falls back to).
-    """
-    if not all(g["type"] in ("Polygon", "MultiPolygon") for g in geojson):
+    """Shapely geometries of GeoJSON geometry dicts (stacks all as MultiPolygons)."""
+    if all(g["type"] in ("Polygon", "MultiPolygon") for g in geojson):
+        geoms = _polygonal(geojson)
+    else:  # not what detect writes; GEOS parses any type
         geoms = shapely.from_geojson([json.dumps(g) for g in geojson])
+    if layer == "stacks":
         single = shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON
-        if layer == "stacks" and single.any():
-            geoms[single] = shapely.multipolygons(geoms[single][:, None])
-        return geoms
+        geoms[single] = shapely.multipolygons(geoms[single][:, None])
+    return geoms
+
+
+def _polygonal(geojson: list[dict]) -> np.ndarray:
+    """Polygons and MultiPolygons built in one call from their flattened coordinates (six times faster
+    than GEOS parsing them as GeoJSON text, much more than ``shape()`` one by one)."""
     parts, per_geometry = [], []
     for g in geojson:
         polygons = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
@@ -72,9 +74,8 @@ def _geometries(geojson: list[dict], layer: str) -> np.ndarray:
     offsets = tuple(np.cumsum([0, *counts]) for counts in
                     ([len(r) for r in rings], [len(p) for p in parts], per_geometry))
     geoms = shapely.from_ragged_array(shapely.GeometryType.MULTIPOLYGON, coords, offsets)
-    if layer != "stacks":  # a Polygon stays one
-        single = np.array([g["type"] == "Polygon" for g in geojson], bool)
-        geoms[single] = shapely.get_geometry(geoms[single], 0)
+    single = np.array([g["type"] == "Polygon" for g in geojson], bool)
+    geoms[single] = shapely.get_geometry(geoms[single], 0)  # a Polygon stays one
     return geoms
 
 

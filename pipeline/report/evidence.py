@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -76,9 +74,8 @@ def write_thumbnails(planned: list[tuple], observations, features: dict, aoi_obj
         def draw(_task, ts=ts, feats=feats, geometry=geometry, simulated=o.simulated, caption=caption, path=path):
             write_bytes_atomic(path, thumbnail_png(ts, feats, geometry, simulated, caption))
 
-        drawn_from = {"detections": hashlib.sha256(json.dumps(feats, sort_keys=True, default=str).encode()).hexdigest(),
-                      "caption": caption, "aoi": geometry.wkt if geometry is not None else None,
-                      "simulated": o.simulated, "code": code}
+        drawn_from = {"detections": feats, "caption": caption, "aoi": geometry.wkt if geometry is not None else None,
+                      "simulated": o.simulated, "code": code}  # the manifest keeps their hash
         tasks.append(Task(str(path), [path], [t.path for t in ts], drawn_from, draw))
         entries.append({"aoi": o.aoi, "date": o.date, "sensor": sensor, "label": SENSOR_LABEL[sensor],
                         "href": rel(path, dest), "clear_fraction": o.clear[sensor], "usable": usable, "vessels": n,
